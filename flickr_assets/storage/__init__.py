@@ -1,0 +1,1 @@
+"""Where data lives: layout, safe keyword names, atomic writes and Parquet schemas."""

@@ -1,0 +1,116 @@
+"""Where everything lives under the data folder (``$FLICKR_DATA_DIR``).
+
+::
+
+    records/keyword=<enc>/photos.parquet        one row per photo found for the keyword
+    records/keyword=<enc>/_coverage.parquet     one row per search window (ignored by dataset readers)
+    records/keyword=<enc>/_state.json           harvest watermark for incremental runs
+    images/<enc>/<NNNN>/<id>_<secret>_<server>_<owner>.jpg
+    manifests/keyword=<enc>/manifest.parquet    one row per record: the outcome of its download
+    manifests/keyword=<enc>/_contact_sheet.jpg  a preview of a few stored images
+    catalog/catalog.parquet                     one row per unique photo over all keywords
+    .state/                                     shared run state (API budget), never user data
+
+``<enc>`` is :func:`flickr_assets.storage.keys.encode_keyword`. Every path handed out is checked to
+stay inside the data folder.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flickr_assets.storage.keys import encode_keyword, validate_keyword
+
+FILES_PER_SHARD = 1000
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """Paths of every artefact under one data folder."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> "DataLayout":
+        """Layout rooted at ``root`` (made absolute; created on first write)."""
+        return cls(Path(root).expanduser().resolve())
+
+    # --- records -------------------------------------------------------------------------------
+    @property
+    def records_root(self) -> Path:
+        return self.root / "records"
+
+    def records_dir(self, keyword: str) -> Path:
+        return self._inside(self.records_root / f"keyword={self._enc(keyword)}")
+
+    def records_file(self, keyword: str) -> Path:
+        return self.records_dir(keyword) / "photos.parquet"
+
+    def coverage_file(self, keyword: str) -> Path:
+        return self.records_dir(keyword) / "_coverage.parquet"
+
+    def harvest_state_file(self, keyword: str) -> Path:
+        return self.records_dir(keyword) / "_state.json"
+
+    # --- images --------------------------------------------------------------------------------
+    @property
+    def images_root(self) -> Path:
+        return self.root / "images"
+
+    def images_dir(self, keyword: str) -> Path:
+        return self._inside(self.images_root / self._enc(keyword))
+
+    def image_file(self, keyword: str, shard: int, file_name: str) -> Path:
+        if "/" in file_name or file_name.startswith("."):
+            raise ValueError(f"unsafe image file name {file_name!r}")
+        return self._inside(self.images_dir(keyword) / shard_name(shard) / file_name)
+
+    # --- manifests -----------------------------------------------------------------------------
+    @property
+    def manifests_root(self) -> Path:
+        return self.root / "manifests"
+
+    def manifest_dir(self, keyword: str) -> Path:
+        return self._inside(self.manifests_root / f"keyword={self._enc(keyword)}")
+
+    def manifest_file(self, keyword: str) -> Path:
+        return self.manifest_dir(keyword) / "manifest.parquet"
+
+    def contact_sheet_file(self, keyword: str) -> Path:
+        return self.manifest_dir(keyword) / "_contact_sheet.jpg"
+
+    # --- catalog -------------------------------------------------------------------------------
+    @property
+    def catalog_dir(self) -> Path:
+        return self.root / "catalog"
+
+    @property
+    def catalog_file(self) -> Path:
+        return self.catalog_dir / "catalog.parquet"
+
+    # --- shared state --------------------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".state"
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the data folder, as stored in manifests and the catalog."""
+        return path.resolve().relative_to(self.root).as_posix()
+
+    def resolve_relative(self, relative: str) -> Path:
+        """Inverse of :meth:`relative`, refusing anything that would leave the data folder."""
+        return self._inside(self.root / relative)
+
+    @staticmethod
+    def _enc(keyword: str) -> str:
+        return encode_keyword(validate_keyword(keyword))
+
+    def _inside(self, path: Path) -> Path:
+        resolved = path.resolve()
+        if resolved != self.root and self.root not in resolved.parents:
+            raise ValueError(f"path {path} would leave the data folder {self.root}")
+        return resolved
+
+
+def shard_name(shard: int) -> str:
+    """Folder name of image shard ``shard`` (``0000``, ``0001``, ...)."""
+    return f"{shard:04d}"
