@@ -1,0 +1,278 @@
+"""A Flickr REST client on top of ``flickrapi``: one shared budget, retries that know what is worth retrying.
+
+``flickrapi`` 2.4 signs every call with OAuth (the key travels in the ``Authorization`` header, never in the
+URL or body) and parses JSON, but reports an HTTP 429 or 503 only as ``FlickrError('do_request: Status code
+429 received')``. Each client therefore gets its own ``requests.Session`` whose response hook records the
+status code and ``Retry-After`` so the error can be classified.
+"""
+
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import flickrapi
+import flickrapi.exceptions
+import requests
+
+from flickr_assets.flickr.errors import (
+    KEY_HELP,
+    FlickrError,
+    PermanentFlickrError,
+    TransientFlickrError,
+    api_error,
+    http_error,
+)
+
+FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
+
+log = logging.getLogger(__name__)
+
+# oauthlib / requests_oauthlib log the signed Authorization header (which holds the key) at DEBUG, and
+# flickrapi dumps every non-200 body at ERROR. Cap them so a DEBUG root logger can never print the key.
+for _name in ("oauthlib", "requests_oauthlib"):
+    logging.getLogger(_name).setLevel(logging.INFO)
+logging.getLogger("flickrapi.auth").setLevel(logging.CRITICAL)
+
+
+class Limiter(Protocol):
+    """What the client needs from a call budget (see :class:`flickr_assets.flickr.ratelimit.ApiBudget`)."""
+
+    def acquire(self) -> float: ...
+
+    def penalize(self, seconds: float) -> None: ...
+
+
+class NoLimit:
+    """A budget that never waits (for tools and tests that do their own pacing)."""
+
+    def acquire(self) -> float:
+        return 0.0
+
+    def penalize(self, seconds: float) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of ``flickr.photos.search``: the envelope as ints, and the raw photo dicts."""
+
+    page: int
+    pages: int
+    per_page: int
+    total: int
+    photos: list[dict[str, Any]]
+
+
+@dataclass
+class ClientStats:
+    """Counters of one client: HTTP requests sent, retries, errors by kind, seconds slept."""
+
+    calls: int = 0
+    retries: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    backoff_seconds: float = 0.0
+    budget_wait_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "retries": self.retries,
+            "errors": dict(self.errors),
+            "backoff_seconds": round(self.backoff_seconds, 3),
+            "budget_wait_seconds": round(self.budget_wait_seconds, 3),
+        }
+
+
+class FlickrClient:
+    """Calls Flickr's REST API through ``flickrapi``, drawing every request from ``limiter``.
+
+    Transient failures are retried up to ``max_attempts`` times in all, with exponential backoff and full
+    jitter (``backoff_base`` · 2^n seconds, capped at ``backoff_max``), never sooner than ``Retry-After``;
+    permanent ones raise at once. Not thread-safe: give each thread its own client (they can share a budget).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None,
+        api_secret: str | None,
+        rest_url: str = FLICKR_REST_URL,
+        limiter: Limiter | None = None,
+        timeout: float = 15.0,
+        max_attempts: int = 6,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not api_key or not api_key.strip():
+            raise PermanentFlickrError(f"FLICKR_API_KEY is not set — {KEY_HELP}")
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
+        self._key = api_key.strip()
+        self._secret = (api_secret or "").strip()
+        self.rest_url = rest_url
+        self.limiter: Limiter = limiter or NoLimit()
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.stats = ClientStats()
+        self._last = threading.local()
+
+        self._api = flickrapi.FlickrAPI(self._key, self._secret, format="parsed-json", store_token=False)
+        self._api.REST_URL = rest_url
+        session = requests.Session()
+        session.hooks["response"].append(self._record_response)
+        # OAuthFlickrInterface.session is a class attribute shared by every FlickrAPI; shadow it per client.
+        self._api.flickr_oauth.session = session
+        self.session = session
+
+    def __repr__(self) -> str:  # never show the key
+        return f"FlickrClient(rest_url={self.rest_url!r})"
+
+    # --- public calls ----------------------------------------------------------------------------
+    def call(self, method: str, **args: Any) -> dict[str, Any]:
+        """Call ``method`` (e.g. ``flickr.test.echo``) and return the parsed JSON answer."""
+        return self._with_retries(method, args, lambda answer: answer)
+
+    def search(self, **args: Any) -> SearchPage:
+        """``flickr.photos.search`` with ``args``; a malformed envelope counts as a transient failure."""
+        return self._with_retries("flickr.photos.search", args, _search_page)
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- internals -------------------------------------------------------------------------------
+    def _with_retries(self, method: str, args: dict[str, Any], parse: Callable[[dict[str, Any]], Any]) -> Any:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return parse(self._once(method, args))
+            except PermanentFlickrError as error:
+                self.stats.errors[error.kind] += 1
+                raise
+            except TransientFlickrError as error:
+                self.stats.errors[error.kind] += 1
+                if attempt >= self.max_attempts:
+                    raise TransientFlickrError(
+                        f"{error} (gave up after {attempt} attempts)",
+                        code=error.code,
+                        http_status=error.http_status,
+                        kind=error.kind,
+                    ) from None
+                delay = self._backoff(attempt, error.retry_after)
+                log.info("retrying %s in %.2fs after: %s", method, delay, error)
+                self.stats.retries += 1
+                self.stats.backoff_seconds += delay
+                self._sleep(delay)
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        delay = self._rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+        if retry_after is not None and retry_after > 0:
+            self.limiter.penalize(retry_after)  # everyone sharing the key waits, not just this run
+            delay = max(delay, retry_after)
+        return delay
+
+    def _once(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        self.stats.budget_wait_seconds += self.limiter.acquire()
+        self.stats.calls += 1
+        self._last.status = None
+        self._last.retry_after = None
+        try:
+            answer = self._api.do_flickr_call(method, timeout=self.timeout, **args)
+        except flickrapi.exceptions.FlickrError as error:
+            status = getattr(self._last, "status", None)
+            if error.code is not None:
+                raise api_error(method, error.code, self._redact(_flickr_message(error))) from None
+            if status is not None and status != 200:
+                raise http_error(method, status, self._last.retry_after) from None
+            raise TransientFlickrError(f"Flickr call {method} failed: {self._redact(str(error))}") from None
+        except requests.Timeout:
+            raise TransientFlickrError(
+                f"Flickr did not answer {method} within {self.timeout:g}s", kind="timeout"
+            ) from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+            raise TransientFlickrError(
+                f"connection to Flickr lost during {method} ({type(error).__name__})", kind="connection"
+            ) from None
+        except requests.RequestException as error:
+            raise PermanentFlickrError(
+                f"cannot call Flickr at {self.rest_url}: {self._redact(str(error))} — check FLICKR_API_URL"
+            ) from None
+        except (ValueError, KeyError, TypeError, AttributeError):  # an HTML page, XML, JSONP, a fail without code
+            raise TransientFlickrError(
+                f"Flickr answered {method} with a body that is not JSON", kind="bad_body"
+            ) from None
+        if not isinstance(answer, dict) or answer.get("stat") != "ok":
+            raise TransientFlickrError(f"Flickr answered {method} without stat=ok", kind="bad_body")
+        return answer
+
+    def _record_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last.status = response.status_code
+        self._last.retry_after = _retry_after(response.headers.get("Retry-After"))
+
+    def _redact(self, text: str) -> str:
+        for secret in (self._key, self._secret):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+def _flickr_message(error: flickrapi.exceptions.FlickrError) -> str:
+    # flickrapi formats in-band failures as "Error: <code>: <message>"; keep the message part.
+    text = str(error)
+    prefix = f"Error: {error.code}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date; rare enough to fall back to our own backoff
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise TransientFlickrError(f"search envelope field {name!r} is not a number: {value!r}", kind="bad_body")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise TransientFlickrError(f"search envelope field {name!r} is not a number: {value!r:.40}", kind="bad_body")
+
+
+def _search_page(answer: dict[str, Any]) -> SearchPage:
+    photos = answer.get("photos")
+    if not isinstance(photos, dict):
+        raise TransientFlickrError("search answer has no 'photos' object", kind="bad_body")
+    items = photos.get("photo", [])
+    if not isinstance(items, list):
+        raise TransientFlickrError(f"search answer's photo list is a {type(items).__name__}", kind="bad_body")
+    return SearchPage(
+        page=_int(photos.get("page"), "page"),
+        pages=_int(photos.get("pages"), "pages"),
+        per_page=_int(photos.get("perpage", photos.get("per_page")), "perpage"),
+        total=_int(photos.get("total"), "total"),
+        photos=items,
+    )
+
+
+__all__ = [
+    "FLICKR_REST_URL",
+    "ClientStats",
+    "FlickrClient",
+    "FlickrError",
+    "NoLimit",
+    "SearchPage",
+]

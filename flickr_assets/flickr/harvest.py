@@ -1,0 +1,289 @@
+"""The harvest: every photo matching one query, at close to one call per full page of new photos.
+
+Flickr returns at most 4,000 results per query, reports an approximate ``total``, and reorders photos that
+share an upload second differently on every call. The walk therefore never relies on ``total`` or on deep
+paging: it asks for page 1 of ``[T, end]`` sorted by upload time ascending, where T is the latest upload
+second seen so far.
+
+* A page that is not full is the end of the range: everything in ``[T, end]`` has been seen.
+* Otherwise the next call starts at the page's last upload second S (not S + 1, since more photos of S may
+  follow). The photos of S already seen come back once and are dropped by photo ID, so the cost of a page
+  boundary is only the ties at S, and no reordering can hide a photo.
+* When one second holds more photos than a page (a whole page shares T), that second is drained by
+  splitting it on licence (and geotag) filters until each part fits one page; only a part that cannot be
+  split further is paged, repeatedly, until a full pass brings nothing new.
+
+Rows are yielded in batches; the walk keeps only the IDs of the current boundary second in memory.
+"""
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flickr_assets.flickr.client import FlickrClient, SearchPage
+from flickr_assets.flickr.errors import TransientFlickrError
+from flickr_assets.flickr.query import SearchQuery
+from flickr_assets.flickr.records import EXTRAS, BadPhoto, photo_to_row, upload_second
+
+log = logging.getLogger(__name__)
+
+RESULT_CAP = 4000  # Flickr's limit of distinct results per query
+ALL_LICENSES = tuple(range(17))
+
+
+@dataclass(frozen=True)
+class WindowCoverage:
+    """What one search window covered: bounds (unix seconds, inclusive), Flickr's total, rows, calls."""
+
+    start: int
+    end: int
+    reported_total: int | None
+    rows_received: int
+    new_rows: int
+    calls: int
+
+
+@dataclass(frozen=True)
+class HarvestProgress:
+    """A progress report, at least every few calls."""
+
+    keyword: str
+    photos: int
+    calls: int
+    current: datetime
+    start: datetime
+    end: datetime
+    elapsed: float
+
+    @property
+    def fraction(self) -> float:
+        """Share of the upload-time span walked so far (photos are not spread evenly over it)."""
+        span = (self.end - self.start).total_seconds()
+        return 1.0 if span <= 0 else min(1.0, max(0.0, (self.current - self.start).total_seconds() / span))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.keyword!r}: {self.photos:,} photos after {self.calls:,} calls, uploads up to "
+            f"{self.current:%Y-%m-%d %H:%M} ({self.fraction:.0%} of the time span), {self.elapsed:.0f}s"
+        )
+
+
+@dataclass
+class Harvest:
+    """One walk over ``[start, end]`` of ``query``. Iterate :meth:`batches`; read the counters afterwards."""
+
+    client: FlickrClient
+    query: SearchQuery
+    start: datetime
+    end: datetime
+    seen_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
+    batch_size: int = 5000
+    on_progress: Callable[[HarvestProgress], None] | None = None
+    progress_every: int = 10
+
+    calls: int = 0
+    rows_received: int = 0
+    new_rows: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    coverage: list[WindowCoverage] = field(default_factory=list)
+    first_total: int | None = None  # Flickr's total for the whole range, from the first call
+    latest_upload: int | None = None  # latest upload second of a row yielded
+    split_seconds: int = 0  # seconds that held more photos than a page
+
+    def __post_init__(self) -> None:
+        self._buffer: list[dict[str, Any]] = []
+        self._boundary: set[int] = set()  # IDs seen at the current boundary second (the only possible repeats)
+        self._started = time.monotonic()
+        self._last_progress_calls = 0
+        self._cursor = self._ts(self.start)
+
+    @property
+    def page_size(self) -> int:
+        return self.query.page_size
+
+    def batches(self) -> Iterator[list[dict[str, Any]]]:
+        """Walk the range; yield lists of record rows (``storage.schemas.RECORDS``), new photos only."""
+        end = self._ts(self.end)
+        cursor = self._cursor
+        while cursor <= end:
+            self._cursor = cursor
+            page = self._search(cursor, end)
+            received, new, last_second = self._take(page.photos, cursor, end)
+            full = len(page.photos) >= page.per_page > 0
+            if self.first_total is None:
+                self.first_total = page.total
+            if full and last_second is None:
+                raise TransientFlickrError("Flickr returned a full page without usable upload dates", kind="bad_body")
+            if not full and not self._claims_more(page, cursor, last_second, new):
+                self._cover(cursor, end, page.total, received, new, 1)
+                break
+            assert last_second is not None
+            self._cover(cursor, last_second, page.total, received, new, 1)
+            if last_second == cursor:
+                self._drain_second(cursor, page.total)
+                self._boundary.clear()
+                cursor += 1
+            else:
+                self._boundary = self._ids_at(page.photos, last_second)
+                cursor = last_second
+            yield from self._flush(final=False)
+        self._cursor = end
+        self._report(force=True)
+        yield from self._flush(final=True)
+
+    # --- the walk ------------------------------------------------------------------------------
+    def _search(self, low: int, high: int, page: int = 1, **narrow: str) -> SearchPage:
+        args = {
+            **self.query.api_arguments(),
+            **narrow,
+            "min_upload_date": str(low),
+            "max_upload_date": str(high),
+            "sort": "date-posted-asc",
+            "extras": EXTRAS,
+            "per_page": str(self.page_size),
+            "page": str(page),
+        }
+        result = self.client.search(**args)
+        self.calls += 1
+        self._report()
+        return result
+
+    def _take(self, photos: list[Any], low: int, high: int) -> tuple[int, int, int | None]:
+        """Convert and buffer the new photos of one page; return (received, new, last upload second)."""
+        new = 0
+        last: int | None = None
+        for photo in photos:
+            second = upload_second(photo)
+            try:
+                row = photo_to_row(photo, self.query.keyword, self.seen_at)
+            except BadPhoto as error:
+                self._skip(str(error), photo)
+                continue
+            if second is not None and low <= second <= high:
+                last = second if last is None else max(last, second)
+            if row["photo_id"] in self._boundary:
+                continue
+            self._boundary.add(row["photo_id"])
+            self._buffer.append(row)
+            new += 1
+            if second is not None and (self.latest_upload is None or second > self.latest_upload):
+                self.latest_upload = second
+        self.rows_received += len(photos)
+        self.new_rows += new
+        return len(photos), new, last
+
+    @staticmethod
+    def _ids_at(photos: list[Any], second: int) -> set[int]:
+        ids = set()
+        for photo in photos:
+            if upload_second(photo) == second:
+                try:
+                    ids.add(int(photo["id"]))
+                except (KeyError, TypeError, ValueError):
+                    continue
+        return ids
+
+    @staticmethod
+    def _claims_more(page: SearchPage, cursor: int, last_second: int | None, new: int) -> bool:
+        """A short page normally ends the range; Flickr sometimes filters photos out of a page after
+        paging, though, so a short page that still reports more pages and moved forward is not the end."""
+        if page.pages <= page.page or last_second is None or last_second <= cursor or new == 0:
+            return False
+        log.info("short page at %s but Flickr reports %s pages; continuing", cursor, page.pages)
+        return True
+
+    def _drain_second(self, second: int, reported: int) -> None:
+        """Fetch every photo of one upload second that holds more than a page of photos."""
+        self.split_seconds += 1
+        calls_before, received_before, new_before = self.calls, self.rows_received, self.new_rows
+        licenses = self.query.licenses or ALL_LICENSES
+        log.info("upload second %s holds more than %s photos; splitting it by licence", second, self.page_size)
+        parts: list[tuple[tuple[int, ...], str | None]] = []
+        if 0 in licenses and len(licenses) > 1:  # licence 0 (all rights reserved) is most photos
+            parts = [((0,), None), (tuple(x for x in licenses if x != 0), None)]
+        else:
+            parts = [(tuple(licenses), None)]
+        while parts:
+            group, geo = parts.pop()
+            narrow = {"license": ",".join(map(str, group))}
+            if geo is not None:
+                narrow["has_geo"] = geo
+            page = self._search(second, second, **narrow)
+            self._take(page.photos, second, second)
+            if len(page.photos) < page.per_page or page.per_page <= 0:
+                continue
+            if len(group) > 1:
+                half = len(group) // 2
+                parts += [(group[:half], geo), (group[half:], geo)]
+            elif geo is None and self.query.has_geo is None:
+                parts += [(group, "1"), (group, "0")]
+            else:
+                self._page_exhaustively(second, narrow, page)
+        self._cover(
+            second,
+            second,
+            reported,
+            self.rows_received - received_before,
+            self.new_rows - new_before,
+            self.calls - calls_before,
+        )
+
+    def _page_exhaustively(self, second: int, narrow: dict[str, str], first: SearchPage) -> None:
+        """Last resort for a part that no filter can split: page through it until a pass adds nothing."""
+        pages = max(1, min(first.pages, RESULT_CAP // max(1, first.per_page)))
+        log.warning(
+            "upload second %s still holds more than a page for %s; paging %s pages until nothing new appears",
+            second,
+            narrow,
+            pages,
+        )
+        for _attempt in range(5):
+            before = self.new_rows
+            for number in range(1, pages + 1):
+                page = self._search(second, second, page=number, **narrow)
+                self._take(page.photos, second, second)
+            if self.new_rows == before:
+                return
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+    def _cover(self, start: int, end: int, total: int | None, received: int, new: int, calls: int) -> None:
+        self.coverage.append(WindowCoverage(start, end, total, received, new, calls))
+
+    def _skip(self, reason: str, photo: Any) -> None:
+        if not self.skipped[reason]:
+            ident = photo.get("id") if isinstance(photo, dict) else None
+            log.warning("skipping a photo of %r (id %s): %s", self.query.keyword, ident, reason)
+        self.skipped[reason] += 1
+
+    def _flush(self, final: bool) -> Iterator[list[dict[str, Any]]]:
+        while len(self._buffer) >= self.batch_size or (final and self._buffer):
+            batch, self._buffer = self._buffer[: self.batch_size], self._buffer[self.batch_size :]
+            yield batch
+
+    def progress(self) -> HarvestProgress:
+        return HarvestProgress(
+            keyword=self.query.keyword,
+            photos=self.new_rows,
+            calls=self.calls,
+            current=datetime.fromtimestamp(self._cursor, UTC),
+            start=self.start,
+            end=self.end,
+            elapsed=time.monotonic() - self._started,
+        )
+
+    def _report(self, force: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        if force or self.calls - self._last_progress_calls >= self.progress_every:
+            self._last_progress_calls = self.calls
+            self.on_progress(self.progress())
+
+    @staticmethod
+    def _ts(moment: datetime) -> int:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp())

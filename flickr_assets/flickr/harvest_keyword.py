@@ -1,0 +1,160 @@
+"""Harvest one keyword into its records store, incrementally: the entry point of ``photo_records``.
+
+A run fixes ``now`` at its start (photos uploaded while it runs are left for the next run), walks
+``[start, now]`` with :class:`~flickr_assets.flickr.harvest.Harvest`, merges the rows into
+``photos.parquet``, appends the coverage rows and finally writes ``_state.json``. If the state's query
+fingerprint matches, the next run starts at the watermark minus ``overlap`` (Flickr indexes new uploads with
+some delay); ``full_refresh`` starts over from the query's start date.
+"""
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flickr_assets.flickr.client import FlickrClient
+from flickr_assets.flickr.harvest import Harvest, HarvestProgress
+from flickr_assets.flickr.query import SearchQuery
+from flickr_assets.storage.atomic import remove_stale_temp_files
+from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.records import RecordsWriter, append_coverage, read_state, write_state
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OVERLAP = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class HarvestResult:
+    """The outcome of one keyword harvest (the asset turns it into metadata)."""
+
+    keyword: str
+    rows: int  # rows in photos.parquet now
+    new_rows: int  # photos not in the file before this run
+    rows_received: int  # photos in all answers, repeats included
+    unique_harvested: int  # distinct photos this run found
+    calls: int  # successful search calls
+    http_requests: int  # requests sent, retries included
+    retries: int
+    windows: int
+    reported_total: int | None  # Flickr's (approximate) total for the whole range, from the first call
+    start: datetime
+    end: datetime
+    incremental: bool
+    elapsed: float
+    skipped: dict[str, int] = field(default_factory=dict)
+    split_seconds: int = 0
+    latest_upload: datetime | None = None
+
+    @property
+    def calls_per_1000(self) -> float:
+        """Search calls per 1,000 distinct photos harvested in this run."""
+        return 1000.0 * self.calls / self.unique_harvested if self.unique_harvested else float(self.calls)
+
+    def __str__(self) -> str:
+        mode = "incremental" if self.incremental else "full"
+        return (
+            f"{self.rows:,} rows ({self.new_rows:,} new) from {self.calls:,} calls ({self.retries} retries), "
+            f"{mode} {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M}, {self.elapsed:.1f}s"
+        )
+
+
+def query_fingerprint(query: SearchQuery) -> str:
+    """A hash of everything that decides which photos a query matches (not of the keyword alone)."""
+    parts = {
+        "arguments": query.api_arguments(),
+        "min_upload": query.min_upload.isoformat(),
+        "max_upload": query.max_upload.isoformat() if query.max_upload else None,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def harvest_keyword(
+    layout: DataLayout,
+    client: FlickrClient,
+    query: SearchQuery,
+    full_refresh: bool = False,
+    overlap: timedelta = DEFAULT_OVERLAP,
+    now: datetime | None = None,
+    on_progress: Callable[[HarvestProgress], None] | None = None,
+    overlap_hours: float | None = None,
+) -> HarvestResult:
+    """Harvest ``query`` into ``layout``'s records store for ``query.keyword``; see the module docstring.
+
+    ``overlap_hours`` is an alternative spelling of ``overlap`` for run config.
+    """
+    started = time.monotonic()
+    if overlap_hours is not None:
+        overlap = timedelta(hours=overlap_hours)
+    keyword = query.keyword
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    remove_stale_temp_files(layout.records_dir(keyword))
+
+    fingerprint = query_fingerprint(query)
+    state = None if full_refresh else read_state(layout, keyword)
+    incremental = bool(state and state.get("fingerprint") == fingerprint and layout.records_file(keyword).exists())
+    start = query.min_upload
+    if incremental and state:
+        watermark = datetime.fromisoformat(state["harvested_until"])
+        start = max(query.min_upload, watermark - overlap)
+    end = min(query.max_upload, now) if query.max_upload else now
+    requests_before, retries_before = client.stats.calls, client.stats.retries
+
+    harvest = Harvest(client, query, start=start, end=end, seen_at=now, on_progress=on_progress)
+    with RecordsWriter(layout, keyword) as writer:
+        for batch in harvest.batches():
+            writer.add(batch)
+        merged = writer.commit(replace=not incremental)
+    append_coverage(
+        layout,
+        keyword,
+        [
+            {
+                "harvest_started": now,
+                "window_start": datetime.fromtimestamp(window.start, UTC),
+                "window_end": datetime.fromtimestamp(window.end, UTC),
+                "reported_total": window.reported_total,
+                "rows_received": window.rows_received,
+                "new_rows": window.new_rows,
+                "calls": window.calls,
+            }
+            for window in harvest.coverage
+        ],
+    )
+    latest = datetime.fromtimestamp(harvest.latest_upload, UTC) if harvest.latest_upload is not None else None
+    write_state(
+        layout,
+        keyword,
+        {
+            "keyword": keyword,
+            "fingerprint": fingerprint,
+            "harvested_until": end.isoformat(),
+            "latest_upload": latest.isoformat() if latest else None,
+            "harvest_started": now.isoformat(),
+            "rows": merged.rows,
+        },
+    )
+    if harvest.skipped:
+        log.warning("%r: skipped %s unusable photos: %s", keyword, sum(harvest.skipped.values()), dict(harvest.skipped))
+    return HarvestResult(
+        keyword=keyword,
+        rows=merged.rows,
+        new_rows=merged.new_rows,
+        rows_received=harvest.rows_received,
+        unique_harvested=merged.new_rows + merged.updated_rows,
+        calls=harvest.calls,
+        http_requests=client.stats.calls - requests_before,
+        retries=client.stats.retries - retries_before,
+        windows=len(harvest.coverage),
+        reported_total=harvest.first_total,
+        start=start,
+        end=end,
+        incremental=incremental,
+        elapsed=time.monotonic() - started,
+        skipped=dict(harvest.skipped),
+        split_seconds=harvest.split_seconds,
+        latest_upload=latest,
+    )

@@ -1,0 +1,122 @@
+"""One API call budget shared by every process and thread that uses the same data folder.
+
+Flickr allows 3,600 calls per hour per key and switches off keys that go faster, so the budget is a token
+bucket stored in a small file under ``DataLayout.state_dir`` and guarded by ``fcntl.flock``: every run on the
+machine (Dagster runs are separate processes) draws from the same bucket.
+
+For ``calls_per_hour`` N the bucket holds at most C = max(1, N // 60) tokens (a short burst) and refills at
+(N − C) / 3600 tokens per second, so any rolling hour sees at most C + (N − C) = N calls.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from flickr_assets.storage.atomic import write_text
+
+STATE_FILE = "api_budget.json"
+LOCK_FILE = "api_budget.lock"
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float  # wall-clock time of ``tokens``
+    blocked_until: float = 0.0  # no call before this time (set by a 429 / Retry-After)
+
+
+class ApiBudget:
+    """A cross-process token bucket: :meth:`acquire` before every API call.
+
+    ``window_seconds`` is an hour in production; tests shorten it to check the rolling-window bound quickly.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        calls_per_hour: int = 3600,
+        window_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if calls_per_hour < 1:
+            raise ValueError(f"calls_per_hour must be at least 1, not {calls_per_hour}")
+        self.state_dir = Path(state_dir)
+        self.calls_per_hour = calls_per_hour
+        self.window_seconds = window_seconds
+        self.capacity = max(1, calls_per_hour // 60)
+        refill = calls_per_hour - self.capacity if calls_per_hour > self.capacity else calls_per_hour
+        self.rate = refill / window_seconds  # tokens per second
+        self._clock = clock
+        self._sleep = sleep
+        self.waited_seconds = 0.0  # time this instance spent blocked in acquire()
+
+    def acquire(self) -> float:
+        """Take one call from the budget, sleeping until one is available; return the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._locked():
+                now = self._clock()
+                bucket = self._refilled(self._read(now), now)
+                if now >= bucket.blocked_until and bucket.tokens >= 1.0:
+                    bucket.tokens -= 1.0
+                    self._write(bucket)
+                    self.waited_seconds += waited
+                    return waited
+                wait = max(bucket.blocked_until - now, (1.0 - bucket.tokens) / self.rate)
+            wait = max(wait, 0.001)
+            self._sleep(wait)
+            waited += wait
+
+    def penalize(self, seconds: float) -> None:
+        """Make every user of this budget wait ``seconds`` from now (Flickr said 429 / Retry-After)."""
+        if seconds <= 0:
+            return
+        with self._locked():
+            now = self._clock()
+            bucket = self._refilled(self._read(now), now)
+            bucket.blocked_until = max(bucket.blocked_until, now + seconds)
+            self._write(bucket)
+
+    def available(self) -> float:
+        """Tokens in the bucket right now (for progress lines and tests)."""
+        with self._locked():
+            now = self._clock()
+            return self._refilled(self._read(now), now).tokens
+
+    # --- internals -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # A fresh open() per use gives each thread its own open file description, so flock also
+        # excludes threads of this process, not just other processes.
+        fd = os.open(self.state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _read(self, now: float) -> _Bucket:
+        try:
+            raw = json.loads((self.state_dir / STATE_FILE).read_text())
+            return _Bucket(float(raw["tokens"]), float(raw["updated"]), float(raw.get("blocked_until", 0.0)))
+        except (OSError, ValueError, KeyError, TypeError):
+            # No state yet, or unreadable: start empty rather than full, so a damaged file can never
+            # grant a burst beyond the budget.
+            return _Bucket(tokens=self.capacity if not (self.state_dir / STATE_FILE).exists() else 0.0, updated=now)
+
+    def _refilled(self, bucket: _Bucket, now: float) -> _Bucket:
+        elapsed = max(0.0, now - bucket.updated)  # a clock stepping back must not mint tokens
+        bucket.tokens = min(float(self.capacity), bucket.tokens + elapsed * self.rate)
+        bucket.updated = max(now, bucket.updated)
+        return bucket
+
+    def _write(self, bucket: _Bucket) -> None:
+        state = {"tokens": bucket.tokens, "updated": bucket.updated, "blocked_until": bucket.blocked_until}
+        write_text(self.state_dir / STATE_FILE, json.dumps(state))

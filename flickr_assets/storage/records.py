@@ -1,0 +1,206 @@
+"""The records store of one keyword: ``photos.parquet``, ``_coverage.parquet`` and ``_state.json``.
+
+A harvest streams its rows into a hidden scratch Parquet file (bounded memory, row groups). :meth:`commit`
+then merges the scratch file with the existing ``photos.parquet`` batch by batch — one row per photo_id,
+``first_seen`` kept from the old row, everything else from the newest — into a temp file that atomically
+replaces ``photos.parquet``. Only ID and ``first_seen`` columns are ever held whole in memory, so a
+million-photo keyword merges in well under 1 GiB. A crash at any point leaves the previous file intact.
+"""
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flickr_assets.storage.atomic import TEMP_SUFFIX, atomic_path, write_text
+from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.schemas import COVERAGE, RECORDS
+
+ROW_GROUP_SIZE = 50_000
+READ_BATCH_SIZE = 50_000
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What a commit did: rows in the file now, photos not in the file before, rows dropped."""
+
+    rows: int
+    new_rows: int
+    updated_rows: int
+    dropped_rows: int
+
+
+class RecordsWriter:
+    """Collects one harvest's rows for ``keyword`` and merges them into its ``photos.parquet``.
+
+    Use as a context manager: leaving the block without :meth:`commit` (or with an exception) discards the
+    scratch file and leaves ``photos.parquet`` as it was.
+    """
+
+    def __init__(self, layout: DataLayout, keyword: str, row_group_size: int = ROW_GROUP_SIZE) -> None:
+        self.layout = layout
+        self.keyword = keyword
+        self.final = layout.records_file(keyword)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.row_group_size = row_group_size
+        fd, name = tempfile.mkstemp(prefix=".harvest.", suffix=TEMP_SUFFIX, dir=self.final.parent)
+        os.close(fd)
+        self.scratch = Path(name)
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.scratch, RECORDS)
+        self._pending: list[dict[str, Any]] = []
+        self.rows_added = 0
+
+    def __enter__(self) -> "RecordsWriter":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.discard()
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Buffer rows (``RECORDS`` fields); full row groups go to the scratch file."""
+        self._pending.extend(rows)
+        while len(self._pending) >= self.row_group_size:
+            self._write(self._pending[: self.row_group_size])
+            del self._pending[: self.row_group_size]
+
+    def commit(self, replace: bool = False) -> MergeResult:
+        """Merge the harvested rows into ``photos.parquet`` and replace it atomically.
+
+        ``replace=True`` (a full refresh) drops old rows the harvest did not find again; otherwise they stay.
+        """
+        if self._pending:
+            self._write(self._pending)
+            self._pending = []
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        new_ids = _column(self.scratch, "photo_id")
+        keep = _last_occurrence(new_ids)
+        harvested = np.sort(new_ids[keep])
+        old_ids, old_first = _old_first_seen(self.final)
+        found_old = _member(harvested, old_ids)
+        updated = int(found_old.sum())
+
+        written = dropped = 0
+        with atomic_path(self.final) as tmp, pq.ParquetWriter(tmp, RECORDS) as out:
+            if self.final.exists():
+                for batch in pq.ParquetFile(self.final).iter_batches(READ_BATCH_SIZE, use_threads=False):
+                    ids = batch.column("photo_id").to_numpy()
+                    stays = ~_member(ids, harvested)
+                    if replace:
+                        dropped += int(stays.sum())
+                        continue
+                    table = pa.Table.from_batches([batch]).filter(pa.array(stays))
+                    if table.num_rows:
+                        out.write_table(table, row_group_size=self.row_group_size)
+                        written += table.num_rows
+            offset = 0
+            for batch in pq.ParquetFile(self.scratch).iter_batches(READ_BATCH_SIZE, use_threads=False):
+                mask = keep[offset : offset + batch.num_rows]
+                offset += batch.num_rows
+                table = pa.Table.from_batches([batch]).filter(pa.array(mask))
+                table = _with_old_first_seen(table, old_ids, old_first)
+                if table.num_rows:
+                    out.write_table(table, row_group_size=self.row_group_size)
+                    written += table.num_rows
+        self.discard()
+        return MergeResult(rows=written, new_rows=len(harvested) - updated, updated_rows=updated, dropped_rows=dropped)
+
+    def discard(self) -> None:
+        """Forget the harvested rows (remove the scratch file)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._pending = []
+        self.scratch.unlink(missing_ok=True)
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        assert self._writer is not None, "rows added after commit"
+        self._writer.write_table(pa.Table.from_pylist(rows, schema=RECORDS), row_group_size=self.row_group_size)
+        self.rows_added += len(rows)
+
+
+def append_coverage(layout: DataLayout, keyword: str, rows: list[dict[str, Any]]) -> int:
+    """Append window rows (``COVERAGE`` fields) to the keyword's coverage table; return its length."""
+    path = layout.coverage_file(keyword)
+    new = pa.Table.from_pylist(rows, schema=COVERAGE)
+    table = pa.concat_tables([pq.read_table(path, schema=COVERAGE), new]) if path.exists() else new
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return table.num_rows
+
+
+def read_state(layout: DataLayout, keyword: str) -> dict[str, Any] | None:
+    """The keyword's harvest state (watermark, query fingerprint), or None if absent or unreadable."""
+    path = layout.harvest_state_file(keyword)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return None  # a damaged state only costs a full harvest
+    return state if isinstance(state, dict) and state.get("version") == STATE_VERSION else None
+
+
+def write_state(layout: DataLayout, keyword: str, state: dict[str, Any]) -> None:
+    """Write the keyword's harvest state atomically."""
+    write_text(layout.harvest_state_file(keyword), json.dumps({"version": STATE_VERSION, **state}, indent=2))
+
+
+def _column(path: Path, name: str) -> np.ndarray:
+    return pq.read_table(path, columns=[name]).column(name).to_numpy()
+
+
+def _last_occurrence(ids: np.ndarray) -> np.ndarray:
+    """Boolean mask selecting the last row of each photo_id (the newest copy wins)."""
+    mask = np.zeros(len(ids), dtype=bool)
+    if not len(ids):
+        return mask
+    reversed_ids = ids[::-1]
+    _, first_in_reversed = np.unique(reversed_ids, return_index=True)
+    mask[len(ids) - 1 - first_in_reversed] = True
+    return mask
+
+
+def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """``values ∈ sorted_set`` element-wise (``sorted_set`` sorted ascending)."""
+    if not len(sorted_set):
+        return np.zeros(len(values), dtype=bool)
+    index = np.searchsorted(sorted_set, values).clip(max=len(sorted_set) - 1)
+    return sorted_set[index] == values
+
+
+def _old_first_seen(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """IDs (sorted) and their first_seen (unix seconds) in the current file."""
+    if not path.exists():
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    table = pq.read_table(path, columns=["photo_id", "first_seen"])
+    ids = table.column("photo_id").to_numpy()
+    first = table.column("first_seen").cast(pa.int64()).to_numpy()
+    order = np.argsort(ids, kind="stable")
+    return ids[order], first[order]
+
+
+def _with_old_first_seen(table: pa.Table, old_ids: np.ndarray, old_first: np.ndarray) -> pa.Table:
+    if not len(old_ids) or not table.num_rows:
+        return table
+    ids = table.column("photo_id").to_numpy()
+    index = np.searchsorted(old_ids, ids).clip(max=len(old_ids) - 1)
+    found = old_ids[index] == ids
+    if not found.any():
+        return table
+    current = table.column("first_seen").cast(pa.int64()).to_numpy()
+    first = np.where(found, np.minimum(old_first[index], current), current)
+    position = table.schema.get_field_index("first_seen")
+    return table.set_column(
+        position, RECORDS.field("first_seen"), pa.array(first, pa.int64()).cast(RECORDS.field("first_seen").type)
+    )
