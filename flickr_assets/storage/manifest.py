@@ -1,0 +1,214 @@
+"""The per-keyword download manifest: ``manifest.parquet`` plus a crash-safe journal beside it.
+
+While a download runs, every finished row is appended as one JSON line to ``_journal.jsonl`` in the
+manifest folder (a name dataset readers ignore), written straight to the file so a SIGKILL loses at most
+the line being written, and fsync'd in batches. At the end :func:`merge_journal` folds the journal into
+``manifest.parquet`` (atomic rename) and only then deletes the journal, so a crash between the two just
+replays rows already merged. :func:`load_rows` gives the current truth: the Parquet rows overlaid by the
+journal, the latest row per photo winning.
+"""
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flickr_assets.storage.atomic import atomic_path
+from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.schemas import MANIFEST, STATUSES
+
+log = logging.getLogger(__name__)
+
+JOURNAL_NAME = "_journal.jsonl"
+LOCK_NAME = ".lock"
+_REQUIRED = [field.name for field in MANIFEST if not field.nullable]
+_FIELDS = frozenset(MANIFEST.names)
+
+
+class ManifestError(ValueError):
+    """A manifest row or file that cannot be used, with what is wrong and where."""
+
+
+class KeywordBusy(RuntimeError):
+    """Another process holds the download lock of the keyword."""
+
+
+def journal_file(layout: DataLayout, keyword: str) -> Path:
+    """The journal of unmerged rows of ``keyword``."""
+    return layout.manifest_dir(keyword) / JOURNAL_NAME
+
+
+def check_row(row: dict, where: str = "manifest row") -> dict:
+    """Return ``row`` if it fits the MANIFEST schema's rules, else raise :class:`ManifestError`."""
+    unknown = set(row) - _FIELDS
+    if unknown:
+        raise ManifestError(f"{where}: unknown columns {sorted(unknown)}")
+    missing = [name for name in _REQUIRED if row.get(name) is None]
+    if missing:
+        raise ManifestError(f"{where}: missing required {', '.join(missing)}")
+    if row["status"] not in STATUSES:
+        raise ManifestError(f"{where}: status {row['status']!r} is not one of {', '.join(STATUSES)}")
+    if row["status"] == "ok" and not (row.get("path") and row.get("sha256")):
+        raise ManifestError(f"{where}: an ok row needs path and sha256 (photo {row['photo_id']})")
+    return row
+
+
+def read_manifest(layout: DataLayout, keyword: str) -> pa.Table:
+    """The merged manifest of ``keyword`` (an empty table with the schema if there is none yet)."""
+    path = layout.manifest_file(keyword)
+    if not path.exists():
+        return MANIFEST.empty_table()
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise ManifestError(f"{path}: unreadable manifest ({error})") from None
+    missing = [name for name in MANIFEST.names if name not in table.column_names]
+    if missing:
+        raise ManifestError(f"{path}: manifest lacks columns {', '.join(missing)}")
+    return table.select(MANIFEST.names).cast(MANIFEST)
+
+
+def read_journal(path: Path) -> Iterator[dict]:
+    """Rows of a journal in write order. A torn last line (a crash mid-write) is dropped silently; a bad
+    line elsewhere is skipped with a warning (its photo is simply tried again)."""
+    if not path.exists():
+        return
+    lines = path.read_bytes().split(b"\n")
+    last = len(lines) - 1
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = _decode(json.loads(line))
+            yield check_row(row, f"{path}:{number}")
+        except (ValueError, TypeError, KeyError) as error:
+            if number - 1 != last:
+                log.warning("%s:%d: skipping unreadable journal line (%s)", path, number, error)
+
+
+def load_rows(layout: DataLayout, keyword: str) -> dict[int, dict]:
+    """Current row per photo ID: the merged manifest overlaid by the journal."""
+    rows = {row["photo_id"]: row for row in read_manifest(layout, keyword).to_pylist()}
+    for row in read_journal(journal_file(layout, keyword)):
+        rows[row["photo_id"]] = row
+    return rows
+
+
+def rows_to_table(rows: Iterable[dict]) -> pa.Table:
+    """Rows as a MANIFEST table sorted by photo ID (so equal content gives equal files)."""
+    ordered = sorted(rows, key=lambda row: row["photo_id"])
+    return pa.Table.from_pylist(ordered, schema=MANIFEST)
+
+
+def write_manifest(layout: DataLayout, keyword: str, rows: Iterable[dict]) -> pa.Table:
+    """Write ``rows`` as the keyword's manifest atomically; return the table written."""
+    table = rows_to_table(rows)
+    with atomic_path(layout.manifest_file(keyword)) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return table
+
+
+def merge_journal(layout: DataLayout, keyword: str) -> pa.Table:
+    """Fold the journal into ``manifest.parquet`` (atomically), then delete the journal."""
+    journal = journal_file(layout, keyword)
+    table = write_manifest(layout, keyword, load_rows(layout, keyword).values())
+    journal.unlink(missing_ok=True)
+    return table
+
+
+class ManifestJournal:
+    """Append-only journal of finished rows; use as a context manager.
+
+    Each row is one ``write`` of one line to an ``O_APPEND`` file (it survives a SIGKILL of the writer);
+    ``fsync`` runs every ``sync_every`` rows or ``sync_seconds`` seconds and on close (for power loss).
+    """
+
+    def __init__(self, path: Path, sync_every: int = 64, sync_seconds: float = 1.0) -> None:
+        self.path = path
+        self._sync_every = sync_every
+        self._sync_seconds = sync_seconds
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # A torn last line from a crash must not swallow the next row: start on a fresh line.
+        if os.fstat(self._fd).st_size and not _ends_with_newline(path):
+            os.write(self._fd, b"\n")
+
+    def append(self, row: dict) -> None:
+        """Record one finished row."""
+        check_row(row, f"row for {self.path}")
+        os.write(self._fd, json.dumps(_encode(row), separators=(",", ":")).encode("utf-8") + b"\n")
+        self._unsynced += 1
+        if self._unsynced >= self._sync_every or time.monotonic() - self._last_sync >= self._sync_seconds:
+            self.sync()
+
+    def sync(self) -> None:
+        """Flush appended rows to stable storage."""
+        if self._unsynced:
+            os.fsync(self._fd)
+        self._unsynced = 0
+        self._last_sync = time.monotonic()
+
+    def close(self) -> None:
+        """Sync and close the journal file."""
+        if self._fd >= 0:
+            self.sync()
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "ManifestJournal":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def keyword_lock(layout: DataLayout, keyword: str) -> Iterator[None]:
+    """Hold the keyword's download lock (released by the OS even if the process is killed)."""
+    folder = layout.manifest_dir(keyword)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise KeywordBusy(
+                f"keyword {keyword!r} is being downloaded by another process (lock {folder / LOCK_NAME})"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
+
+
+def _encode(row: dict) -> dict:
+    out = dict(row)
+    stamp = out.get("updated_at")
+    if isinstance(stamp, dt.datetime):
+        out["updated_at"] = stamp.timestamp()
+    return out
+
+
+def _decode(raw: dict) -> dict:
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    row = dict.fromkeys(MANIFEST.names) | raw
+    stamp = row.get("updated_at")
+    if isinstance(stamp, (int, float)):
+        row["updated_at"] = dt.datetime.fromtimestamp(int(stamp), tz=dt.UTC)
+    return row
