@@ -1,0 +1,292 @@
+"""Build ``catalog/catalog.parquet``: one row per photo over the records and manifests of all keywords.
+
+Three passes, memory bounded by a few flat arrays per photo (never one Python object per row):
+
+1. group the records' ``photo_id``/``first_seen``/``last_seen`` by photo (keyword lists, newest record);
+2. pick each photo's image from the manifests; flag exact and near duplicates;
+3. stream keyword by keyword: take the newest records' full rows, add the catalog columns and write
+   row groups from a second thread while the next keyword is read.
+
+Rows come grouped by the keyword holding their newest record, each row group sorted by photo ID.
+"""
+
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from flickr_assets.catalog.duplicates import BandPlan, exact_duplicate_groups, near_duplicate_groups
+from flickr_assets.catalog.grouping import RecordGroups, keyword_lists, read_groups
+from flickr_assets.catalog.images import ImageChoice, ImagePaths, bytes_to_sha, choose_images
+from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources
+from flickr_assets.storage.atomic import atomic_path
+from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.schemas import CATALOG, RECORDS
+
+#: Key of the catalog file's metadata listing the keywords it was built from (JSON list).
+KEYWORDS_METADATA_KEY = b"flickr_assets.keywords"
+ROW_GROUP_ROWS = 256_000
+PREVIEW_COLUMNS = ("photo_id", "title", "keywords", "image_status", "image_path", "exact_duplicate_of")
+#: Record fields taken from each photo's newest record (first and last seen are aggregated instead).
+RECORD_COLUMNS = [f.name for f in RECORDS if f.name not in ("keyword", "first_seen", "last_seen")]
+# Dictionary encoding pays only for repetitive columns; on unique text it just costs write time.
+DICTIONARY_COLUMNS = ["owner", "owner_name", "server", "media", "original_format", "image_status", "keywords"]
+
+
+@dataclass(frozen=True)
+class CatalogProgress:
+    """Where a catalog build is: ``stage`` is records, images, duplicates or write."""
+
+    stage: str
+    done: int
+    total: int
+
+    def __str__(self) -> str:
+        return f"catalog {self.stage}: {self.done}/{self.total}"
+
+
+@dataclass
+class CatalogResult:
+    """What a build wrote and found."""
+
+    rows: int
+    records_read: int
+    multi_keyword_photos: int
+    photos_with_images: int
+    exact_duplicate_groups: int
+    exact_duplicate_photos: int
+    near_duplicate_groups: int
+    near_duplicate_photos: int
+    keywords_read: list[str]
+    missing_keywords: list[str]
+    keywords_without_manifest: list[str]
+    orphan_manifest_rows: int
+    elapsed_s: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    near_plan: BandPlan | None = None
+    preview: pa.Table = field(default_factory=lambda: pa.table({}))
+
+    def __str__(self) -> str:
+        return (
+            f"{self.rows} photos from {self.records_read} records of {len(self.keywords_read)} keywords "
+            f"({len(self.missing_keywords)} not materialised); {self.multi_keyword_photos} in several keywords; "
+            f"{self.exact_duplicate_groups} exact and {self.near_duplicate_groups} near duplicate groups; "
+            f"{self.elapsed_s:.1f} s"
+        )
+
+
+def _catalog_schema(keywords: Sequence[str]) -> pa.Schema:
+    return CATALOG.with_metadata({KEYWORDS_METADATA_KEY: json.dumps(list(keywords)).encode()})
+
+
+def _nullable(values: np.ndarray, valid: np.ndarray, type_: pa.DataType) -> pa.Array:
+    return pa.array(values, type=type_, mask=~valid)
+
+
+class _Writer:
+    """Writes tables to a Parquet file from a background thread (bounded queue, errors re-raised)."""
+
+    def __init__(self, path: object, schema: pa.Schema) -> None:
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._writer = pq.ParquetWriter(
+            str(path), schema, compression="zstd", compression_level=1, use_dictionary=DICTIONARY_COLUMNS
+        )
+        self._thread = threading.Thread(target=self._run, name="catalog-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                except BaseException as error:  # handed to the producing thread
+                    self._error = error
+
+    def put(self, table: pa.Table) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(table)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._writer.close()
+        if self._error is not None:
+            raise self._error
+
+
+def build_catalog(
+    layout: DataLayout,
+    keywords: Sequence[str] | None = None,
+    near_distance: int = 6,
+    on_progress: Callable[[CatalogProgress], None] | None = None,
+) -> CatalogResult:
+    """Merge the records and manifests of ``keywords`` (default: all on disk) into the catalog file.
+
+    Keywords never materialised are skipped and listed in ``missing_keywords``. Raises
+    :class:`~flickr_assets.catalog.sources.CatalogError` on unreadable input, naming the file.
+    """
+    started = time.perf_counter()
+    stages: dict[str, float] = {}
+    sources = find_sources(layout, keywords)
+    total = len(sources.keywords)
+
+    def progress(stage: str) -> Callable[[int], None] | None:
+        return (lambda done: on_progress(CatalogProgress(stage, done, total))) if on_progress else None
+
+    mark = time.perf_counter()
+    groups = read_groups(sources.records, progress("records"))
+    stages["records"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    choice = choose_images(sources.manifests, groups, progress("images"))
+    stages["images"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    exact_of, near_group, plan = _duplicates(groups, choice, near_distance)
+    if on_progress:
+        on_progress(CatalogProgress("duplicates", 1, 1))
+    stages["duplicates"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    preview = _write(layout, sources, groups, choice, exact_of, near_group, progress("write"))
+    stages["write"] = time.perf_counter() - mark
+
+    num_keywords = groups.num_keywords
+    exact_roots, near_roots = exact_of[exact_of >= 0], near_group[near_group >= 0]
+    return CatalogResult(
+        rows=len(groups),
+        records_read=groups.rows_read,
+        multi_keyword_photos=int((num_keywords > 1).sum()),
+        photos_with_images=int(choice.ok.sum()),
+        exact_duplicate_groups=len(np.unique(exact_roots)),
+        exact_duplicate_photos=len(exact_roots),
+        near_duplicate_groups=len(np.unique(near_roots)),
+        near_duplicate_photos=len(near_roots),
+        keywords_read=sources.keywords,
+        missing_keywords=sources.missing,
+        keywords_without_manifest=[k for k, m in zip(sources.keywords, sources.manifests, strict=True) if m is None],
+        orphan_manifest_rows=choice.orphan_rows,
+        elapsed_s=time.perf_counter() - started,
+        stage_seconds=stages,
+        near_plan=plan,
+        preview=preview,
+    )
+
+
+def _duplicates(
+    groups: RecordGroups, choice: ImageChoice, near_distance: int
+) -> tuple[np.ndarray, np.ndarray, BandPlan | None]:
+    """Per photo: photo ID of its exact group and of its near group (-1 when none)."""
+    exact_of = np.full(len(groups), -1, dtype=np.int64)
+    near_group = np.full(len(groups), -1, dtype=np.int64)
+    stored = choice.ok & choice.has_sha
+    members = np.flatnonzero(stored)
+    roots = exact_duplicate_groups(choice.sha[members])
+    exact_of[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
+    members = np.flatnonzero(choice.ok & choice.has_phash)
+    roots, plan = near_duplicate_groups(choice.phash[members], near_distance)
+    near_group[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
+    return exact_of, near_group, plan
+
+
+def _write(
+    layout: DataLayout,
+    sources: Sources,
+    groups: RecordGroups,
+    choice: ImageChoice,
+    exact_of: np.ndarray,
+    near_group: np.ndarray,
+    on_file: Callable[[int], None] | None,
+) -> pa.Table:
+    """Stream the catalog rows into the catalog file atomically; return the first rows as a preview."""
+    schema = _catalog_schema(sources.keywords)
+    keyword_names = pa.array(sources.keywords, type=pa.string())
+    statuses = pa.array(choice.statuses, type=pa.string())
+    paths = ImagePaths(sources.manifests, groups, choice)
+    # Photos by the keyword of their newest record; a stable sort keeps photo-ID order inside each.
+    by_file = np.argsort(groups.record_file, kind="stable")
+    bounds = np.searchsorted(groups.record_file[by_file], np.arange(len(sources.records) + 1))
+    preview = schema.empty_table()
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    with atomic_path(layout.catalog_file) as tmp:
+        writer = _Writer(tmp, schema)
+        try:
+            for index, source in enumerate(sources.records):
+                photos = by_file[bounds[index] : bounds[index + 1]]
+                if len(photos):
+                    table = _rows(source, photos, groups)
+                    table = _add_catalog_columns(
+                        table, photos, groups, choice, keyword_names, statuses, paths, index, exact_of, near_group
+                    )
+                    pending.append(table.cast(schema))
+                    pending_rows += len(table)
+                if pending_rows >= ROW_GROUP_ROWS or (index == len(sources.records) - 1 and pending):
+                    batch = pa.concat_tables(pending)
+                    batch = batch.take(pc.sort_indices(batch["photo_id"]))
+                    if not len(preview):
+                        preview = batch.slice(0, 10)
+                    writer.put(batch)
+                    pending, pending_rows = [], 0
+                if on_file:
+                    on_file(index + 1)
+        finally:
+            writer.close()
+    return preview.select(list(PREVIEW_COLUMNS))
+
+
+def _rows(source: SourceFile, photos: np.ndarray, groups: RecordGroups) -> pa.Table:
+    """The newest record rows of ``photos`` from ``source``; optional columns it lacks become nulls."""
+    table = source.open(RECORD_COLUMNS).take(pa.array(groups.record_row[photos]))
+    if not np.array_equal(table["photo_id"].to_numpy(), groups.photo_ids[photos]):
+        raise CatalogError(f"{source.path}: rows moved while the catalog was being built; run it again")
+    for name in RECORD_COLUMNS:
+        if name not in table.column_names:
+            table = table.append_column(name, pa.nulls(len(table), RECORDS.field(name).type))
+    return table
+
+
+def _add_catalog_columns(
+    table: pa.Table,
+    photos: np.ndarray,
+    groups: RecordGroups,
+    choice: ImageChoice,
+    keyword_names: pa.Array,
+    statuses: pa.Array,
+    paths: ImagePaths,
+    index: int,
+    exact_of: np.ndarray,
+    near_group: np.ndarray,
+) -> pa.Table:
+    """Replace the aggregated columns and add the keyword, image and duplicate columns."""
+    timestamp = pa.timestamp("s", tz="UTC")
+    has_image = choice.status[photos] >= 0
+    columns = {
+        "first_seen": pa.array(groups.first_seen[photos], type=pa.int64()).cast(timestamp),
+        "last_seen": pa.array(groups.last_seen[photos], type=pa.int64()).cast(timestamp),
+        "keywords": keyword_lists(groups, photos, keyword_names),
+        "num_keywords": pa.array(groups.num_keywords[photos], type=pa.int32()),
+        "image_status": statuses.take(_nullable(choice.status[photos].astype(np.int64), has_image, pa.int64())),
+        "image_path": paths.paths(index, photos),
+        "image_sha256": bytes_to_sha(choice.sha[photos], choice.has_sha[photos]),
+        "image_width": _nullable(choice.width[photos], choice.width[photos] >= 0, pa.int32()),
+        "image_height": _nullable(choice.height[photos], choice.height[photos] >= 0, pa.int32()),
+        "image_phash": _nullable(choice.phash[photos], choice.has_phash[photos], pa.int64()),
+        "exact_duplicate_of": _nullable(exact_of[photos], exact_of[photos] >= 0, pa.int64()),
+        "near_duplicate_group": _nullable(near_group[photos], near_group[photos] >= 0, pa.int64()),
+    }
+    for name, column in columns.items():
+        if name in table.column_names:
+            table = table.set_column(table.column_names.index(name), name, column)
+        else:
+            table = table.append_column(name, column)
+    return table.select([f.name for f in CATALOG])

@@ -1,0 +1,123 @@
+"""Group the records of all keywords by photo ID, in flat numpy arrays (no per-row Python objects).
+
+Only ``photo_id``, ``first_seen`` and ``last_seen`` are read here. Each photo gets its sorted keyword
+list (as indices into the sorted keyword list, with offsets), its first and last sighting, and the
+(file, row) of its newest record, whose full fields are read later in one streaming pass.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flickr_assets.catalog.sources import CatalogError, SourceFile
+
+GROUPING_COLUMNS = ("photo_id", "first_seen", "last_seen")
+
+
+@dataclass
+class RecordGroups:
+    """One entry per unique photo ID, sorted by photo ID."""
+
+    photo_ids: np.ndarray  # int64 (U,), ascending
+    keyword_offsets: np.ndarray  # int64 (U+1,): photo i's keywords are keyword_index[off[i]:off[i+1]]
+    keyword_index: np.ndarray  # int32: index into the sorted keyword list, ascending per photo
+    record_file: np.ndarray  # int32 (U,): keyword (file) holding the newest record
+    record_row: np.ndarray  # int32 (U,): its row in that file
+    first_seen: np.ndarray  # int64 seconds (U,)
+    last_seen: np.ndarray  # int64 seconds (U,)
+    rows_read: int
+
+    def __len__(self) -> int:
+        return len(self.photo_ids)
+
+    @property
+    def num_keywords(self) -> np.ndarray:
+        """Number of keywords per photo (int32)."""
+        return np.diff(self.keyword_offsets).astype(np.int32)
+
+
+def _seconds(column: pa.ChunkedArray, path: object, name: str) -> np.ndarray:
+    if column.null_count:
+        raise CatalogError(f"{path}: {column.null_count} rows without {name}")
+    return pc.cast(column, pa.timestamp("s", tz="UTC"), safe=False).cast(pa.int64()).to_numpy()
+
+
+def read_groups(records: list[SourceFile], on_file: Callable[[int], None] | None = None) -> RecordGroups:
+    """Read the grouping columns of every records file (index = keyword order) and group by photo."""
+    ids, files, rows, firsts, lasts = [], [], [], [], []
+    for index, source in enumerate(records):
+        table = source.open(GROUPING_COLUMNS, required=GROUPING_COLUMNS)
+        photo_id = table["photo_id"]
+        if photo_id.null_count:
+            raise CatalogError(f"{source.path}: {photo_id.null_count} rows without photo_id")
+        ids.append(photo_id.cast(pa.int64()).to_numpy())
+        files.append(np.full(len(table), index, dtype=np.int32))
+        rows.append(np.arange(len(table), dtype=np.int32))
+        firsts.append(_seconds(table["first_seen"], source.path, "first_seen"))
+        lasts.append(_seconds(table["last_seen"], source.path, "last_seen"))
+        if on_file:
+            on_file(index + 1)
+    if not ids:
+        empty64, empty32 = np.empty(0, np.int64), np.empty(0, np.int32)
+        return RecordGroups(empty64, np.zeros(1, np.int64), empty32, empty32, empty32, empty64, empty64, 0)
+    photo_ids = np.concatenate(ids)
+    del ids
+    # Files were appended in keyword order, so a stable sort by photo ID also orders each photo's
+    # rows by keyword: keyword lists come out sorted with no second key.
+    order = np.argsort(photo_ids, kind="stable")
+    photo_ids = photo_ids[order]
+    file_sorted = np.concatenate(files)[order]
+    row_sorted = np.concatenate(rows)[order]
+    first_sorted = np.concatenate(firsts)[order]
+    last_sorted = np.concatenate(lasts)[order]
+    del files, rows, firsts, lasts, order
+    n = len(photo_ids)
+
+    new_photo = np.empty(n, dtype=bool)
+    new_photo[0] = True
+    np.not_equal(photo_ids[1:], photo_ids[:-1], out=new_photo[1:])
+    starts = np.flatnonzero(new_photo)
+    group = np.cumsum(new_photo) - 1
+
+    # A photo listed twice in one keyword's file counts that keyword once.
+    new_keyword = new_photo.copy()
+    new_keyword[1:] |= file_sorted[1:] != file_sorted[:-1]
+    keyword_index = file_sorted[new_keyword]
+    keyword_offsets = np.empty(len(starts) + 1, dtype=np.int64)
+    keyword_offsets[:-1] = (np.cumsum(new_keyword) - 1)[starts]
+    keyword_offsets[-1] = len(keyword_index)
+
+    first_seen = np.minimum.reduceat(first_sorted, starts)
+    last_seen = np.maximum.reduceat(last_sorted, starts)
+    # The newest record wins; among equally new ones the alphabetically first keyword.
+    newest = np.flatnonzero(last_sorted == last_seen[group])
+    chosen = newest[np.concatenate(([True], group[newest][1:] != group[newest][:-1]))]
+    return RecordGroups(
+        photo_ids=photo_ids[starts],
+        keyword_offsets=keyword_offsets,
+        keyword_index=keyword_index,
+        record_file=file_sorted[chosen],
+        record_row=row_sorted[chosen],
+        first_seen=first_seen,
+        last_seen=last_seen,
+        rows_read=n,
+    )
+
+
+def keyword_lists(groups: RecordGroups, photos: np.ndarray, keyword_names: pa.Array) -> pa.ListArray:
+    """The sorted keyword lists of the photos at ``photos`` (indices into ``groups``) as list<string>."""
+    starts = groups.keyword_offsets[photos]
+    lengths = groups.keyword_offsets[photos + 1] - starts
+    offsets = np.zeros(len(photos) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = keyword_names.take(pa.array(groups.keyword_index[flat_ranges(starts, lengths)]))
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def flat_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``range(start, start + length)`` for each pair, without a Python loop."""
+    ends = np.cumsum(lengths)
+    return np.repeat(starts - (ends - lengths), lengths) + np.arange(ends[-1] if len(ends) else 0, dtype=np.int64)

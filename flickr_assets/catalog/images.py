@@ -1,0 +1,190 @@
+"""Pick each photo's stored image from the manifests of its keywords, in flat numpy arrays.
+
+A photo stored under several keywords gets one manifest row: an ``ok`` row first, then the row of the
+keyword that holds its newest record, then the alphabetically first keyword. SHA-256 digests are kept
+as 32 raw bytes (not 64-character strings) and image paths are read only when the catalog is written.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flickr_assets.catalog.grouping import RecordGroups
+from flickr_assets.catalog.sources import SourceFile
+
+IMAGE_COLUMNS = ("photo_id", "status", "sha256", "phash", "stored_width", "stored_height")
+OK = "ok"
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_HEX_VALUES = np.full(256, 255, dtype=np.uint8)
+_HEX_VALUES[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_HEX_VALUES[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_HEX_VALUES[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
+
+
+@dataclass
+class ImageChoice:
+    """The chosen manifest row of every photo of a :class:`RecordGroups` (same order)."""
+
+    statuses: list[str]  # status code -> name
+    file: np.ndarray  # int32: keyword (file) of the chosen manifest row, -1 when none
+    row: np.ndarray  # int32: row in that manifest
+    status: np.ndarray  # int16: status code, -1 when none
+    sha: np.ndarray  # uint8 (U, 32)
+    has_sha: np.ndarray  # bool
+    phash: np.ndarray  # int64
+    has_phash: np.ndarray  # bool
+    width: np.ndarray  # int32, -1 when unknown
+    height: np.ndarray  # int32, -1 when unknown
+    orphan_rows: int  # manifest rows whose photo has no record in the keywords read
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Photos whose chosen image is stored (status ``ok``)."""
+        if OK not in self.statuses:
+            return np.zeros(len(self.status), dtype=bool)
+        return self.status == self.statuses.index(OK)
+
+
+def sha_to_bytes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
+    """Hex SHA-256 strings as (n, 32) bytes plus a validity mask (null or malformed: invalid)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    array = array.cast(pa.string())
+    n = len(array)
+    well_formed = pc.fill_null(pc.equal(pc.utf8_length(array), 64), False)
+    padded = pc.if_else(well_formed, array, "0" * 64)  # every value now exactly 64 bytes
+    offsets = np.frombuffer(padded.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * padded.offset)
+    text = np.frombuffer(padded.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + 64 * n]
+    nibbles = _HEX_VALUES[text.reshape(n, 64)]
+    valid = well_formed.to_numpy(zero_copy_only=False) & (nibbles != 255).all(axis=1)
+    digest = (nibbles[:, 0::2] << 4) | (nibbles[:, 1::2] & 15)
+    digest[~valid] = 0
+    return digest.astype(np.uint8), valid
+
+
+def bytes_to_sha(digest: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Inverse of :func:`sha_to_bytes`: lower-case hex strings, null where not ``valid``."""
+    n = len(digest)
+    text = np.empty((n, 64), dtype=np.uint8)
+    text[:, 0::2] = _HEX_DIGITS[digest >> 4]
+    text[:, 1::2] = _HEX_DIGITS[digest & 15]
+    offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int32)
+    strings = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    return pc.if_else(pa.array(valid, type=pa.bool_()), strings, pa.scalar(None, pa.string()))
+
+
+def _int_column(table: pa.Table, name: str, dtype: type, missing: int) -> tuple[np.ndarray, np.ndarray]:
+    if name not in table.column_names:
+        return np.full(len(table), missing, dtype=dtype), np.zeros(len(table), dtype=bool)
+    column = table[name]
+    valid = pc.is_valid(column).to_numpy(zero_copy_only=False)
+    values = pc.fill_null(column, missing).to_numpy().astype(dtype, copy=False)
+    return values, valid
+
+
+def choose_images(
+    manifests: list[SourceFile | None], groups: RecordGroups, on_file: Callable[[int], None] | None = None
+) -> ImageChoice:
+    """Read the manifests (index = keyword order, None = no manifest) and pick one row per photo."""
+    u = len(groups)
+    choice = ImageChoice(
+        statuses=[],
+        file=np.full(u, -1, np.int32),
+        row=np.zeros(u, np.int32),
+        status=np.full(u, -1, np.int16),
+        sha=np.zeros((u, 32), np.uint8),
+        has_sha=np.zeros(u, bool),
+        phash=np.zeros(u, np.int64),
+        has_phash=np.zeros(u, bool),
+        width=np.full(u, -1, np.int32),
+        height=np.full(u, -1, np.int32),
+        orphan_rows=0,
+    )
+    best = np.full(u, -1, np.int8)
+    for index, source in enumerate(manifests):
+        if source is None:
+            continue
+        table = source.open(IMAGE_COLUMNS, required=("photo_id", "status"))
+        ids = pc.fill_null(table["photo_id"], -1).cast(pa.int64()).to_numpy()
+        photo = np.minimum(np.searchsorted(groups.photo_ids, ids), max(u - 1, 0))
+        known = (groups.photo_ids[photo] == ids) if u else np.zeros(len(ids), bool)
+        choice.orphan_rows += int((~known).sum())
+        status = pc.fill_null(table["status"].cast(pa.string()), "")
+        for name in pc.unique(status).to_pylist():
+            if name not in choice.statuses:
+                choice.statuses.append(name)
+        codes = pc.index_in(status, value_set=pa.array(choice.statuses)).to_numpy().astype(np.int16)
+        ok_code = choice.statuses.index(OK) if OK in choice.statuses else -2
+        score = 2 * (codes == ok_code) + (groups.record_file[photo] == index)
+        better = known & (score > best[photo])
+        rows = np.flatnonzero(better)
+        target = photo[rows]
+        best[target] = score[rows]
+        choice.file[target] = index
+        choice.row[target] = rows
+        choice.status[target] = codes[rows]
+        if "sha256" in table.column_names:
+            digest, valid = sha_to_bytes(table["sha256"].take(pa.array(rows)))
+        else:
+            digest, valid = np.zeros((len(rows), 32), np.uint8), np.zeros(len(rows), bool)
+        choice.sha[target], choice.has_sha[target] = digest, valid
+        for name, values, mask in (
+            ("phash", choice.phash, choice.has_phash),
+            ("stored_width", choice.width, None),
+            ("stored_height", choice.height, None),
+        ):
+            column, valid = _int_column(table, name, values.dtype.type, 0 if mask is not None else -1)
+            values[target] = column[rows]
+            if mask is not None:
+                mask[target] = valid[rows]
+        if on_file:
+            on_file(index + 1)
+    return choice
+
+
+class ImagePaths:
+    """Serves the chosen image paths keyword by keyword, while the catalog is written.
+
+    Paths of images chosen from another keyword than the photo's record are gathered up front (they
+    are few: a photo whose newest record's keyword has no ``ok`` image); the rest come from the
+    manifest of the keyword being written.
+    """
+
+    def __init__(self, manifests: list[SourceFile | None], groups: RecordGroups, choice: ImageChoice) -> None:
+        self._manifests = manifests
+        self._choice = choice
+        foreign = np.flatnonzero((choice.file >= 0) & (choice.file != groups.record_file))
+        photos, paths = [np.empty(0, np.int64)], [pa.array([], pa.string())]
+        for index in np.unique(choice.file[foreign]):
+            mine = foreign[choice.file[foreign] == index]
+            photos.append(mine)
+            paths.append(self._read(int(index), choice.row[mine]))
+        self._foreign_photos = np.concatenate(photos)
+        order = np.argsort(self._foreign_photos)
+        self._foreign_photos = self._foreign_photos[order]
+        self._foreign_paths = pa.concat_arrays(paths).take(pa.array(order))
+
+    def _read(self, index: int, rows: np.ndarray) -> pa.Array:
+        source = self._manifests[index]
+        assert source is not None  # a chosen row always comes from an existing manifest
+        table = source.open(("path",))
+        if "path" not in table.column_names:
+            return pa.nulls(len(rows), pa.string())
+        return table["path"].cast(pa.string()).take(pa.array(rows)).combine_chunks()
+
+    def paths(self, index: int, photos: np.ndarray) -> pa.Array:
+        """Image paths of ``photos`` (ascending photo indices whose record is in keyword ``index``)."""
+        source_file = self._choice.file[photos]
+        local = np.flatnonzero(source_file == index)
+        foreign = np.flatnonzero((source_file >= 0) & (source_file != index))
+        pieces = [pa.nulls(1, pa.string())]  # position 0: the null every photo without an image takes
+        if len(local):
+            pieces.append(self._read(index, self._choice.row[photos[local]]))
+        where = np.searchsorted(self._foreign_photos, photos[foreign])
+        pieces.append(self._foreign_paths.take(pa.array(where, type=pa.int64())))
+        pick = np.zeros(len(photos), dtype=np.int64)
+        pick[local] = 1 + np.arange(len(local))
+        pick[foreign] = 1 + len(local) + np.arange(len(foreign))
+        return pa.concat_arrays(pieces).take(pa.array(pick))
