@@ -25,7 +25,7 @@ HASH_BITS = 64
 MAX_DISTANCE = 32
 # Relative costs per hash sorted and per candidate pair compared (measured orders of magnitude).
 _SORT_COST = 60.0
-_PAIR_COST = 15.0
+_PAIR_COST = 60.0  # a pair also costs memory: keep candidate lists short
 
 
 @dataclass(frozen=True)

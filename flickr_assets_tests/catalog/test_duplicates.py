@@ -1,0 +1,81 @@
+"""The vectorised duplicate search against brute force, and the digest codec."""
+
+import hashlib
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flickr_assets.catalog.duplicates import (
+    connected_roots,
+    exact_duplicate_groups,
+    near_duplicate_groups,
+    near_pairs,
+    plan_bands,
+)
+from flickr_assets.catalog.images import bytes_to_sha, sha_to_bytes
+
+
+def clustered_hashes(seed: int, clusters: int, per_cluster: int, max_flips: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    hashes = np.repeat(rng.integers(-(2**63), 2**63 - 1, clusters, dtype=np.int64), per_cluster)
+    for _ in range(max_flips):
+        flip = rng.random(len(hashes)) < 0.6
+        hashes[flip] ^= np.left_shift(np.int64(1), rng.integers(0, 64, flip.sum()).astype(np.int64))
+    return hashes
+
+
+def brute_force_pairs(hashes: np.ndarray, distance: int) -> set[tuple[int, int]]:
+    bits = np.bitwise_count(hashes.view(np.uint64)[:, None] ^ hashes.view(np.uint64)[None, :])
+    a, b = np.nonzero(np.triu(bits <= distance, k=1))
+    return set(zip(a.tolist(), b.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("distance", [1, 3, 6, 10, 24])
+def test_multi_index_finds_exactly_the_brute_force_pairs(distance):
+    hashes = np.unique(clustered_hashes(distance, clusters=150, per_cluster=8, max_flips=distance))
+    found = {tuple(p) for p in near_pairs(hashes, distance).tolist()}
+    assert len(found) > 100
+    assert found == brute_force_pairs(hashes, distance)
+
+
+def test_plan_uses_more_bands_as_hashes_grow():
+    small, large = plan_bands(1_000, 6), plan_bands(10_000_000, 6)
+    assert (small.bands, small.must_match) == (7, 1)  # the textbook pigeonhole: any one band of 7 equal
+    assert large.must_match >= 3 and large.estimated_pairs < 1e9
+
+
+def test_union_find_joins_chains_under_the_smallest_index():
+    pairs = np.array([[5, 9], [1, 5], [3, 4], [8, 9]])
+    assert connected_roots(10, pairs).tolist() == [0, 1, 2, 3, 3, 1, 6, 7, 1, 1]
+
+
+def test_near_groups_chain_and_identical_hashes():
+    base = 0x1234_5678_9ABC_DEF0
+    hashes = np.array([base ^ 0b1, 77, base, base ^ 0b1, base ^ 0b111_1110, -5], dtype=np.int64)
+    labels, _ = near_duplicate_groups(hashes, 6)
+    assert labels.tolist() == [0, -1, 0, 0, 0, -1]
+    labels, _ = near_duplicate_groups(hashes, 0)
+    assert labels.tolist() == [0, -1, -1, 0, -1, -1]
+    with pytest.raises(ValueError, match="between 0 and 32"):
+        near_duplicate_groups(hashes, 40)
+
+
+def test_exact_groups_compare_whole_digests():
+    digests = np.random.default_rng(3).integers(0, 256, (8, 32), dtype=np.uint8)
+    digests[5] = digests[2]
+    digests[7] = digests[2]
+    digests[6, :8] = digests[0, :8]  # same first 8 bytes, different digest
+    assert exact_duplicate_groups(digests).tolist() == [-1, -1, 2, -1, -1, 2, -1, 2]
+
+
+def test_sha_codec_round_trips_and_rejects_malformed_values():
+    digests = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(3)]
+    column = pa.array([digests[0], None, digests[1].upper(), "xyz", "g" * 64, digests[2]]).slice(0)
+    raw, valid = sha_to_bytes(column)
+    assert valid.tolist() == [True, False, True, False, False, True]
+    assert bytes(raw[0]) == bytes.fromhex(digests[0])
+    back = bytes_to_sha(raw, valid).to_pylist()
+    assert back == [digests[0], None, digests[1], None, None, digests[2]]
+    sliced_raw, _ = sha_to_bytes(pa.array(digests).slice(1, 2))
+    assert [bytes(r).hex() for r in sliced_raw] == digests[1:]
