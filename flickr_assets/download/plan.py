@@ -1,0 +1,201 @@
+"""What a run has to do: read the records, skip what is final, pick each photo's source and shard.
+
+Shards are assigned deterministically in record order from the *merged* manifest only (not the journal
+of an interrupted run), so a run killed and started again plans exactly what the first run planned:
+photos already holding a path keep it; new photos are appended to the last shard that has room.
+"""
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from flickr_assets.download.options import DownloadOptions
+from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.schemas import FINAL_STATUSES
+
+#: Record columns the planner needs (the whole row is read later, batch by batch, for the metadata).
+PLAN_COLUMNS = ("photo_id", "secret", "server", "owner", "url_l", "width_l", "height_l", "url_o", "width_o", "height_o")
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9@._-]")
+_BATCH_ROWS = 2048
+
+
+class RecordsError(ValueError):
+    """Records that cannot be downloaded from, with what is wrong and where."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """The image to fetch for a record and the size the record says it has."""
+
+    kind: str  # "large" or "original"
+    url: str
+    width: int | None
+    height: int | None
+
+
+@dataclass
+class Task:
+    """One photo this run must handle."""
+
+    photo_id: int
+    source: Source | None  # None: the record names no usable image URL
+    shard: int
+    file_name: str
+    record: dict | None = None  # the full record (filled in while streaming)
+
+
+@dataclass
+class Plan:
+    """The outcome of planning one run."""
+
+    records: int  # records read
+    tasks: dict[int, Task]  # photos to handle, in record order
+    skipped: int  # photos already final (or ok with their file present)
+
+
+def open_records(records: pa.Table | str | Path) -> pa.Table | pq.ParquetFile:
+    """The records as a table or an open Parquet file, checked for the columns the download needs."""
+    if isinstance(records, pa.Table):
+        names, where = records.column_names, "records table"
+        source: pa.Table | pq.ParquetFile = records
+    else:
+        path = Path(records)
+        if not path.exists():
+            raise RecordsError(f"records file {path} does not exist")
+        try:
+            source = pq.ParquetFile(path)
+        except (OSError, pa.ArrowInvalid) as error:
+            raise RecordsError(f"records file {path} is not readable Parquet ({error})") from None
+        names, where = source.schema_arrow.names, f"records file {path}"
+    missing = [name for name in PLAN_COLUMNS if name not in names]
+    if missing:
+        raise RecordsError(f"{where} lacks columns {', '.join(missing)}")
+    return source
+
+
+def iter_record_batches(source: pa.Table | pq.ParquetFile, columns: list[str] | None = None) -> Iterator[list[dict]]:
+    """Records as lists of row dicts, a bounded batch at a time."""
+    if isinstance(source, pa.Table):
+        table = source.select(columns) if columns else source
+        batches = table.to_batches(max_chunksize=_BATCH_ROWS)
+    else:
+        batches = source.iter_batches(batch_size=_BATCH_ROWS, columns=columns)
+    for batch in batches:
+        yield batch.to_pylist()
+
+
+def image_file_name(record: dict) -> str:
+    """``<photo_id>_<secret>_<server>_<owner>.jpg``, with any unsafe character percent-encoded."""
+    parts = [str(record["photo_id"]), record["secret"], record["server"], record["owner"]]
+    safe = [_UNSAFE_NAME_CHARS.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), str(p)) for p in parts]
+    return "_".join(safe).lstrip(".") + ".jpg"
+
+
+def choose_source(record: dict) -> Source | None:
+    """The Large (1024) image when the record has one, else the Original, else None."""
+    if record.get("url_l"):
+        return Source("large", record["url_l"], record.get("width_l"), record.get("height_l"))
+    if record.get("url_o"):
+        return Source("original", record["url_o"], record.get("width_o"), record.get("height_o"))
+    return None
+
+
+def known_too_small(source: Source, options: DownloadOptions) -> bool:
+    """True when the record's own size already says the image is too small: a side under ``min_side``
+    before any crop or resize. (Downsampling could shrink a long Original further, but frame removal might
+    then shorten its long side, so only the image itself can tell.)"""
+    if not source.width or not source.height or source.width <= 0 or source.height <= 0:
+        return False
+    return min(source.width, source.height) < options.min_side
+
+
+def shard_of(layout: DataLayout, keyword: str, relative: str | None) -> int | None:
+    """The shard number of a stored path of ``keyword`` (None if it lies elsewhere)."""
+    if not relative:
+        return None
+    path = layout.resolve_relative(relative)
+    if path.parent.parent != layout.images_dir(keyword) or not path.parent.name.isdigit():
+        return None
+    return int(path.parent.name)
+
+
+def needs_work(row: dict | None, task_path: Path, layout: DataLayout, options: DownloadOptions) -> bool:
+    """Whether a photo with manifest row ``row`` must be handled again by this run."""
+    if row is None:
+        return True
+    status = row["status"]
+    if status == "ok":
+        return row.get("path") != layout.relative(task_path) or not task_path.exists()
+    if status in FINAL_STATUSES:
+        return False
+    return options.retry_failed
+
+
+def plan_run(
+    layout: DataLayout,
+    keyword: str,
+    source: pa.Table | pq.ParquetFile,
+    merged: dict[int, dict],
+    current: dict[int, dict],
+    options: DownloadOptions,
+) -> Plan:
+    """Plan a run. ``merged`` are the rows of ``manifest.parquet``, ``current`` those overlaid by the
+    journal of an interrupted run; shards come from ``merged`` so re-planning gives the same answer."""
+    counts: Counter[int] = Counter()
+    assigned: dict[int, int] = {}
+    for photo_id, row in merged.items():
+        shard = shard_of(layout, keyword, row.get("path"))
+        if shard is not None:
+            assigned[photo_id] = shard
+            counts[shard] += 1
+    last = max(counts) if counts else 0
+
+    tasks: dict[int, Task] = {}
+    seen: set[int] = set()
+    skipped = 0
+    for batch in iter_record_batches(source, list(PLAN_COLUMNS)):
+        for record in batch:
+            photo_id = record["photo_id"]
+            if photo_id is None or photo_id in seen:
+                continue
+            seen.add(photo_id)
+            base = merged.get(photo_id)
+            if base is not None and base["status"] in FINAL_STATUSES and base["status"] != "ok":
+                skipped += 1
+                continue
+            chosen = choose_source(record)
+            shard = assigned.get(photo_id)
+            if shard is None:
+                while counts[last] >= options.files_per_shard:
+                    last += 1
+                shard = assigned[photo_id] = last
+                counts[last] += 1
+            name = image_file_name(record)
+            # A row written by an interrupted run keeps the folder it was given (same as ours unless the
+            # records changed in between).
+            journal_shard = shard_of(layout, keyword, (current.get(photo_id) or {}).get("path"))
+            if journal_shard is not None and journal_shard != shard:
+                shard = journal_shard
+            task_path = layout.image_file(keyword, shard, name)
+            if not needs_work(current.get(photo_id), task_path, layout, options):
+                skipped += 1
+                continue
+            tasks[photo_id] = Task(photo_id, chosen, shard, name)
+    return Plan(records=len(seen), tasks=tasks, skipped=skipped)
+
+
+def iter_tasks(source: pa.Table | pq.ParquetFile, tasks: dict[int, Task]) -> Iterator[Task]:
+    """The planned tasks in record order, each with its full record attached (streamed batch by batch).
+    Tasks are taken out of ``tasks`` as they are yielded, so finished work does not stay in memory."""
+    for batch in iter_record_batches(source):
+        for record in batch:
+            task = tasks.pop(record["photo_id"], None)
+            if task is not None:
+                task.record = record
+                yield task

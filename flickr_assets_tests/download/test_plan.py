@@ -1,0 +1,156 @@
+"""Planning: deterministic shards in record order, what is skipped, what is tried again."""
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from flickr_assets.download.options import DownloadOptions
+from flickr_assets.download.plan import (
+    RecordsError,
+    choose_source,
+    image_file_name,
+    iter_tasks,
+    known_too_small,
+    open_records,
+    plan_run,
+)
+from flickr_assets.storage.layout import DataLayout
+
+NOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+OPTIONS = DownloadOptions(files_per_shard=10)
+
+
+def records(ids: list[int], **overrides: object) -> pa.Table:
+    rows = []
+    for photo_id in ids:
+        row = {
+            "photo_id": photo_id,
+            "secret": f"s{photo_id}",
+            "server": "65535",
+            "owner": "12345@N00",
+            "url_l": f"http://127.0.0.1:1/65535/{photo_id}_s{photo_id}_b.jpg",
+            "width_l": 1024,
+            "height_l": 768,
+            "url_o": None,
+            "width_o": None,
+            "height_o": None,
+            "title": f"photo {photo_id}",
+        }
+        rows.append(row | overrides)
+    return pa.Table.from_pylist(rows)
+
+
+def row(photo_id: int, status: str, path: str | None = None) -> dict:
+    return {"photo_id": photo_id, "status": status, "path": path, "attempts": 1, "updated_at": NOW}
+
+
+@pytest.fixture
+def layout(tmp_path) -> DataLayout:
+    return DataLayout.at(tmp_path)
+
+
+def shards(plan) -> dict[int, int]:
+    return {photo_id: task.shard for photo_id, task in plan.tasks.items()}
+
+
+def test_fresh_plan_fills_shards_in_record_order(layout):
+    ids = [9000 - i for i in range(25)]  # record order, not ID order, decides
+    plan = plan_run(layout, "k", records(ids), {}, {}, OPTIONS)
+    assert plan.records == 25 and plan.skipped == 0
+    assert list(plan.tasks) == ids
+    assert [shards(plan)[i] for i in ids] == [0] * 10 + [1] * 10 + [2] * 5
+    assert plan.tasks[9000].file_name == "9000_s9000_65535_12345@N00.jpg"
+
+
+def test_duplicate_records_are_planned_once(layout):
+    plan = plan_run(layout, "k", records([1, 2, 1, 3]), {}, {}, OPTIONS)
+    assert plan.records == 3 and list(plan.tasks) == [1, 2, 3]
+
+
+def test_replanning_after_a_crash_gives_the_same_shards(layout):
+    ids = list(range(1, 31))
+    first = plan_run(layout, "k", records(ids), {}, {}, OPTIONS)
+    # The crashed run finished photos out of order across a shard boundary; its rows are only in the journal.
+    journal = {}
+    for photo_id in [1, 2, 3, 11, 12, 25]:
+        shard = first.tasks[photo_id].shard
+        path = f"images/k/{shard:04d}/{first.tasks[photo_id].file_name}"
+        journal[photo_id] = row(photo_id, "not_found", None) if photo_id == 2 else row(photo_id, "failed", path)
+    again = plan_run(layout, "k", records(ids), {}, journal, OPTIONS)
+    assert shards(again) == {i: s for i, s in shards(first).items() if i != 2}
+    assert again.tasks[25].shard == 2
+
+
+def test_new_photos_go_to_the_last_shard_with_room_and_old_ones_keep_theirs(layout):
+    merged = {}
+    for i in range(1, 16):  # shard 0 full, shard 1 has 5
+        shard = 0 if i <= 10 else 1
+        merged[i] = row(i, "failed", f"images/k/{shard:04d}/{i}_s{i}_65535_12345@N00.jpg")
+    plan = plan_run(layout, "k", records([*range(20, 30), *range(1, 16)]), merged, merged, OPTIONS)
+    got = shards(plan)
+    assert [got[i] for i in range(20, 30)] == [1] * 5 + [2] * 5
+    assert [got[i] for i in range(1, 16)] == [0] * 10 + [1] * 5
+
+
+def test_final_rows_are_skipped_ok_rows_only_while_their_file_exists(layout):
+    stored = layout.image_file("k", 0, "1_s1_65535_12345@N00.jpg")
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"jpeg")
+    rows = {
+        1: row(1, "ok", layout.relative(stored)) | {"sha256": "x"},
+        2: row(2, "ok", "images/k/0000/2_s2_65535_12345@N00.jpg") | {"sha256": "y"},  # file gone
+        3: row(3, "too_small"),
+        4: row(4, "unavailable"),
+        5: row(5, "failed", "images/k/0000/5_s5_65535_12345@N00.jpg"),
+        6: row(6, "invalid"),
+    }
+    plan = plan_run(layout, "k", records([1, 2, 3, 4, 5, 6, 7]), rows, rows, OPTIONS)
+    assert list(plan.tasks) == [2, 5, 7] and plan.skipped == 4
+    assert plan.tasks[2].shard == 0
+    no_retry = plan_run(layout, "k", records([1, 2, 3, 4, 5, 6, 7]), rows, rows, DownloadOptions(retry_failed=False))
+    assert list(no_retry.tasks) == [2, 7]
+
+
+def test_a_photo_whose_secret_changed_is_fetched_again_into_its_shard(layout):
+    old = layout.image_file("k", 3, "1_old_65535_12345@N00.jpg")
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"jpeg")
+    rows = {1: row(1, "ok", layout.relative(old)) | {"sha256": "x"}}
+    plan = plan_run(layout, "k", records([1], secret="new"), rows, rows, OPTIONS)
+    assert plan.tasks[1].shard == 3 and plan.tasks[1].file_name == "1_new_65535_12345@N00.jpg"
+
+
+def test_tasks_stream_with_their_full_record(layout):
+    plan = plan_run(layout, "k", records([5, 6, 7]), {}, {}, OPTIONS)
+    del plan.tasks[6]
+    got = list(iter_tasks(records([5, 6, 7]), plan.tasks))
+    assert [t.photo_id for t in got] == [5, 7] and got[1].record["title"] == "photo 7"
+    assert plan.tasks == {}  # handed-out tasks are not kept
+
+
+def test_sources_and_the_record_size_rule():
+    large = choose_source({"url_l": "L", "width_l": 1024, "height_l": 499, "url_o": "O"})
+    assert large.kind == "large" and large.url == "L"
+    assert known_too_small(large, DownloadOptions())
+    original = choose_source({"url_l": None, "url_o": "O", "width_o": 4000, "height_o": 1000})
+    assert original.kind == "original"
+    # 4000x1000 would shrink to 1024x256, but a frame on the long side could change that: fetch it.
+    assert not known_too_small(original, DownloadOptions())
+    assert not known_too_small(choose_source({"url_o": "O", "width_o": None, "height_o": None}), DownloadOptions())
+    assert choose_source({"url_l": None, "url_o": None}) is None
+
+
+def test_file_names_are_safe():
+    name = image_file_name({"photo_id": 7, "secret": "ab/..", "server": "1", "owner": "x y@N00"})
+    assert name == "7_ab%2F.._1_x%20y@N00.jpg" and "/" not in name
+
+
+def test_bad_records_are_reported_with_where(tmp_path):
+    with pytest.raises(RecordsError, match=r"records file .*missing\.parquet does not exist"):
+        open_records(tmp_path / "missing.parquet")
+    (tmp_path / "bad.parquet").write_text("nope")
+    with pytest.raises(RecordsError, match="is not readable Parquet"):
+        open_records(tmp_path / "bad.parquet")
+    with pytest.raises(RecordsError, match="records table lacks columns url_l, width_l"):
+        open_records(pa.table({"photo_id": [1], "secret": ["s"], "server": ["1"], "owner": ["o"]}))

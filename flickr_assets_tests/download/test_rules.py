@@ -1,0 +1,111 @@
+"""Pure answer-classification rules, per-host manners and option checks."""
+
+import email.utils
+import itertools
+import threading
+import time
+
+import pytest
+
+from flickr_assets.download.classify import (
+    describe_body,
+    is_missing_status,
+    is_original_url,
+    is_placeholder_url,
+    is_retryable_status,
+    retry_after_seconds,
+    sniff_image,
+)
+from flickr_assets.download.fetch import HostLimiter
+from flickr_assets.download.options import DownloadOptions, DownloadProgress
+
+
+def test_placeholder_and_original_urls():
+    assert is_placeholder_url("https://s.yimg.com/pw/images/en-us/photo_unavailable_l.png")
+    assert is_placeholder_url("/pw/images/fr-fr/Photo_Unavailable.png")
+    assert not is_placeholder_url("https://live.staticflickr.com/65535/1_abc_b.jpg")
+    assert is_original_url("https://live.staticflickr.com/65535/1_abc_o.png")
+    assert not is_original_url("https://live.staticflickr.com/65535/1_abc_b.jpg")
+    assert not is_original_url("https://live.staticflickr.com/65535/1_o_b.jpg")
+
+
+def test_body_sniffing():
+    assert sniff_image(b"\xff\xd8\xff\xe0rest") == "jpeg"
+    assert sniff_image(b"\x89PNG\r\n\x1a\nrest") == "png"
+    assert sniff_image(b"GIF89a...") == "gif"
+    assert sniff_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
+    assert sniff_image(b"<!DOCTYPE html><html>") is None
+    assert describe_body(b"  <html><body>busy</body></html>", "text/html") == "HTML body (text/html, 32 bytes)"
+    assert describe_body(b"", None) == "non-image body (no content type, 0 bytes)"
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert 28 <= retry_after_seconds(date, now=now) <= 31
+    assert retry_after_seconds(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
+
+
+def test_status_rules():
+    assert all(is_retryable_status(s) for s in (408, 429, 500, 502, 503, 504))
+    assert not any(is_retryable_status(s) for s in (200, 403, 404, 410))
+    assert is_missing_status(404) and is_missing_status(410) and not is_missing_status(403)
+
+
+def _through_gate(limiter: HostLimiter, url: str, threads: int, hold: float) -> tuple[int, list[float]]:
+    active, peak, starts, lock = [0], [0], [], threading.Lock()
+
+    def one() -> None:
+        with limiter.slot(url):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+                starts.append(time.monotonic())
+            time.sleep(hold)
+            with lock:
+                active[0] -= 1
+
+    workers = [threading.Thread(target=one) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return peak[0], sorted(starts)
+
+
+def test_per_host_concurrency_caps():
+    limiter = HostLimiter(per_host=3, per_host_original=1, original_interval=0.0)
+    peak, _ = _through_gate(limiter, "http://127.0.0.1:9/1/2_a_b.jpg", threads=10, hold=0.03)
+    assert peak == 3
+    peak, _ = _through_gate(limiter, "http://127.0.0.1:9/1/2_a_o.jpg", threads=4, hold=0.02)
+    assert peak == 1
+
+
+def test_originals_are_spaced_and_a_429_pauses_the_host_for_everyone():
+    limiter = HostLimiter(per_host=4, per_host_original=4, original_interval=0.05)
+    _, starts = _through_gate(limiter, "http://127.0.0.1:9/1/2_a_o.jpg", threads=5, hold=0.0)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert min(gaps) >= 0.045
+    large = "http://127.0.0.1:9/1/2_a_b.jpg"
+    limiter.pause(large, 0.3)
+    began = time.monotonic()
+    _, starts = _through_gate(limiter, large, threads=3, hold=0.0)
+    assert min(starts) - began >= 0.28
+    began = time.monotonic()  # another host is not held back
+    _through_gate(limiter, "http://localhost:9/1/2_a_b.jpg", threads=2, hold=0.0)
+    assert time.monotonic() - began < 0.2
+
+
+def test_bad_options_say_which():
+    with pytest.raises(ValueError, match=r"bad download options: quality=0, files_per_shard=5000"):
+        DownloadOptions(quality=0, files_per_shard=5000)
+    with pytest.raises(ValueError, match=r"min_side=2000"):
+        DownloadOptions(min_side=2000)
+
+
+def test_progress_line():
+    progress = DownloadProgress("stonehenge", done=50, total=150, elapsed_s=10.0, counts={"ok": 45, "too_small": 5})
+    assert progress.images_per_s == 5.0 and progress.eta_s == 20.0
+    assert str(progress) == "stonehenge: 50/150 (33%) 5.0 images/s ETA 0:00:20 [ok=45 too_small=5]"
