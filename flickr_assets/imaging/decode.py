@@ -1,0 +1,155 @@
+"""Opening served bytes safely: recognise the format, refuse non-images and bombs, decode strictly, orient."""
+
+import io
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from flickr_assets.imaging.model import InvalidImage, Size
+
+#: EXIF orientation -> the transpose that makes the pixels upright.
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+_OPEN_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError, TypeError, KeyError)
+
+
+@dataclass(frozen=True)
+class Source:
+    """An opened (not yet decoded) image with its header facts."""
+
+    image: Image.Image
+    format: str
+    orientation: int  # EXIF orientation 1..8 (1 when absent or invalid)
+    size: Size  # width, height after orientation
+
+    @property
+    def is_jpeg(self) -> bool:
+        return self.format in ("JPEG", "MPO")
+
+    @property
+    def swaps_axes(self) -> bool:
+        return self.orientation in (5, 6, 7, 8)
+
+
+def _describe_non_image(data: bytes) -> str:
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] == b"<":
+        snippet = head[:40].decode("utf-8", "replace").split("\n")[0]
+        return f"not an image: the body is HTML/XML (starts with {snippet!r})"
+    sample = data[:512]
+    printable = sum(32 <= c < 127 or c in (9, 10, 13) for c in sample)
+    if printable >= 0.95 * len(sample):
+        snippet = sample[:40].decode("ascii", "replace").split("\n")[0]
+        return f"not an image: the body is text (starts with {snippet!r})"
+    return f"not an image: unrecognised format (first bytes {data[:8].hex(' ')})"
+
+
+def _open_ignoring_pillow_cap(data: bytes) -> Image.Image:
+    """Open like ``Image.open`` but without Pillow's process-wide pixel cap (ours is checked by the caller)."""
+    Image.init()
+    for fmt in Image.ID:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and not accept(data[:16]):
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except _OPEN_ERRORS:
+            continue
+    raise InvalidImage(_describe_non_image(data))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(0x0112, 1)
+    except _OPEN_ERRORS:
+        return 1  # unreadable EXIF: the pixels are what we have
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def open_source(data: bytes, max_pixels: int) -> Source:
+    """Open ``data`` and read its header; raise InvalidImage for empty, non-image or oversized bodies."""
+    if not data:
+        raise InvalidImage("empty body (0 bytes)")
+    if not data.startswith(_MAGIC) and data.lstrip()[:1] in (b"<", b"{", b"["):
+        raise InvalidImage(_describe_non_image(data))
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        image = _open_ignoring_pillow_cap(data)
+    except UnidentifiedImageError:
+        raise InvalidImage(_describe_non_image(data)) from None
+    except _OPEN_ERRORS as exc:
+        raise InvalidImage(f"corrupt image header: {_one_line(exc)}") from None
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidImage(f"corrupt image header: size {width}x{height}")
+    if width * height > max_pixels:
+        raise InvalidImage(
+            f"image too large: header says {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{max_pixels:,} (decompression bomb?)"
+        )
+    orientation = _orientation(image)
+    size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    return Source(image=image, format=image.format or "unknown", orientation=orientation, size=size)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextmanager
+def _strict_loading() -> Iterator[None]:
+    """Refuse truncated files while decoding, whatever the process-wide Pillow setting is."""
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        yield
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def load(image: Image.Image) -> Image.Image:
+    """Decode ``image`` fully (at its draft scale, if one was set); raise InvalidImage when it is broken."""
+    try:
+        with _strict_loading():
+            image.load()
+    except (*_OPEN_ERRORS, Image.DecompressionBombError) as exc:
+        message = _one_line(exc)
+        kind = "truncated" if "truncated" in message or isinstance(exc, EOFError) else "corrupt"
+        raise InvalidImage(f"{kind} {image.format or ''} image: {message}".replace("  ", " ")) from None
+    return image
+
+
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` with its EXIF orientation applied (a no-op for orientation 1)."""
+    method = _UPRIGHT.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB pixels: transparency flattened on white, 16-bit and float scaled, CMYK/palette/grey converted."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        flat = Image.new("RGB", image.size, (255, 255, 255))
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        return flat
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        grey = np.clip(values * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    return image.convert("RGB")
