@@ -1,0 +1,186 @@
+"""One photo as the REST API shows it: secrets, server, text fields, sizes and the `extras` attributes."""
+
+import hashlib
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .geometry import scaled_dims
+from .spec import LARGE_EDGE, SIZES
+from .universe import OWNER_BASE, OWNER_COUNT, OWNER_STEP, Universe
+
+_WORDS = [
+    "light",
+    "evening",
+    "morning",
+    "view",
+    "city",
+    "old",
+    "street",
+    "river",
+    "bridge",
+    "tower",
+    "park",
+    "garden",
+    "travel",
+    "trip",
+    "holiday",
+    "summer",
+    "winter",
+    "autumn",
+    "spring",
+    "sky",
+    "cloud",
+    "clouds",
+    "blue",
+    "red",
+    "golden",
+    "night",
+    "lights",
+    "walk",
+    "family",
+    "friends",
+    "architecture",
+    "landscape",
+    "nature",
+    "water",
+    "sea",
+    "beach",
+    "mountain",
+    "hill",
+    "snow",
+    "tree",
+    "trees",
+    "building",
+    "church",
+    "museum",
+    "people",
+    "square",
+]
+_SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "ne",
+    "to",
+    "sa",
+    "ve",
+    "lu",
+    "di",
+    "an",
+    "el",
+    "or",
+    "is",
+    "um",
+    "ba",
+    "co",
+    "fe",
+    "gi",
+    "ho",
+]
+_CAMERAS = ("canon", "nikon", "sony", "fujifilm", "olympus", "iphone", "pentax", "leica")
+_ODDITIES = (" & friends", " <b>wow</b>", " — café crème", " ☀", ' "quoted"', " 東京", " l'été", " a/b")
+
+
+@dataclass(frozen=True)
+class Size:
+    """One size of a photo: extra name (sq, t, ..., l, o), URL suffix, upright pixel size, square crop edge."""
+
+    name: str
+    suffix: str
+    width: int
+    height: int
+    square: int
+
+
+def secret(seed: int, photo_id: int, which: str = "s") -> str:
+    """The 10-hex-digit secret of a photo's sizes ("s") or of its original ("o")."""
+    return hashlib.blake2b(f"{seed}:{photo_id}:{which}".encode(), digest_size=5).hexdigest()
+
+
+def server(photo_id: int, upload: int) -> str:
+    """Server ID: "65535" for modern uploads, small numbers for old ones."""
+    return "65535" if upload >= 1_483_228_800 else str(1 + photo_id * 7_919 % 8_999)
+
+
+def owner_nsid(owner: int) -> str:
+    return f"{OWNER_BASE + owner * OWNER_STEP}@N0{1 + owner % 8}"
+
+
+def owner_from_nsid(nsid: str) -> int | None:
+    """Owner number of an NSID the simulator issued, else None."""
+    number, _, suffix = nsid.partition("@")
+    if not number.isdigit():
+        return None
+    owner, rest = divmod(int(number) - OWNER_BASE, OWNER_STEP)
+    if rest or not 0 <= owner < OWNER_COUNT or suffix != f"N0{1 + owner % 8}":
+        return None
+    return owner
+
+
+def owner_name(owner: int) -> str:
+    rng = random.Random(owner * 31 + 7)
+    name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
+    return name + (f" {rng.choice(_SYLLABLES).capitalize()}" if rng.random() < 0.5 else f"{rng.randint(1, 99)}")
+
+
+def path_alias(owner: int) -> str | None:
+    return owner_name(owner).lower().replace(" ", "_") if owner % 10 < 3 else None
+
+
+def sizes(universe: Universe, row: int) -> list[Size]:
+    """The sizes a photo has (Flickr only makes sizes smaller than the original; Large may be missing)."""
+    cols = universe.cols
+    width, height = int(cols.width[row]), int(cols.height[row])
+    longest = max(width, height)
+    result = []
+    for name, suffix, edge, square in SIZES:
+        if square:
+            result.append(Size(name, suffix, edge, edge, edge))
+        elif name == "l":
+            if cols.large[row]:
+                result.append(Size(name, suffix, *scaled_dims(width, height, LARGE_EDGE), 0))
+        elif edge < longest:
+            result.append(Size(name, suffix, *scaled_dims(width, height, edge), 0))
+    result.append(Size("o", "o", width, height, 0))
+    return result
+
+
+class PhotoText:
+    """Deterministic title, description, tags and machine tags of a photo."""
+
+    def __init__(self, universe: Universe, row: int):
+        cols = universe.cols
+        photo_id = int(cols.ids[row])
+        rng = random.Random(photo_id * 1_000_003 + universe.seed)
+        keywords = [universe.keyword_names[int(cols.kw1[row])]]
+        if cols.kw2[row] >= 0:
+            keywords.append(universe.keyword_names[int(cols.kw2[row])])
+        filler = rng.sample(_WORDS, rng.randint(1, 6))
+        self.title = f"{keywords[0].title()} {' '.join(filler[:2])}".strip()
+        if rng.random() < 0.1:
+            self.title += rng.choice(_ODDITIES)
+        tags: list[str] = []
+        for keyword in keywords:
+            tags.append(keyword.replace(" ", ""))
+            tags.extend(w for w in keyword.split() if w not in tags)
+        tags.extend(w for w in filler if w not in tags)
+        if rng.random() < 0.3:
+            tags.append(rng.choice(_CAMERAS))
+        self.tags = " ".join(tags)
+        self.machine_tags = f"camera:make={rng.choice(_CAMERAS)}" if rng.random() < 0.15 else ""
+        pick = rng.random()
+        if pick < 0.4:
+            self.description = ""
+        elif pick < 0.8:
+            self.description = f"A {' '.join(filler)} shot of {' and '.join(keywords)}."
+        else:
+            self.description = (
+                f'Taken near <a href="https://www.example.org/{keywords[0].replace(" ", "-")}" rel="nofollow">'
+                f"{keywords[0]}</a> &amp; around{rng.choice(_ODDITIES)}\n{len(filler)} of {rng.randint(2, 40)}"
+            )
+
+
+def datetaken(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,77 @@
+"""What the simulated Flickr contains: keyword volumes and the fixed constants of the photo universe."""
+
+import hashlib
+from dataclasses import dataclass, field
+
+DEMO_API_KEY = "5f3c9a1e7b2d4c6e8f0a1b3c5d7e9f21"
+DEMO_API_SECRET = "a7c3e9b1d5f20486"
+
+TEST_PATTERN = "test pattern"
+
+DEFAULT_KEYWORDS: dict[str, int] = {
+    "colosseum": 60,
+    "stonehenge": 150,
+    "golden gate bridge": 300,
+    "eiffel tower": 2_000,
+    "mount fuji": 12_000,
+    "new york": 120_000,
+    "sunset": 1_200_000,
+}
+
+# (latitude, longitude, spread in degrees) of the place a keyword names; None: anywhere on Earth.
+KEYWORD_PLACES: dict[str, tuple[float, float, float]] = {
+    "colosseum": (41.8902, 12.4922, 0.02),
+    "stonehenge": (51.1789, -1.8262, 0.03),
+    "golden gate bridge": (37.8199, -122.4783, 0.05),
+    "eiffel tower": (48.8584, 2.2945, 0.03),
+    "mount fuji": (35.3606, 138.7274, 0.3),
+    "new york": (40.7128, -74.0060, 0.15),
+}
+
+START_TS = 1_075_593_600  # 2004-02-01, Flickr's launch month
+
+# Largest side of each size suffix (Flickr's size table); "sq"/"q" are square crops.
+SIZES: tuple[tuple[str, str, int, bool], ...] = (
+    # extra name, URL suffix, longest edge, square
+    ("sq", "s", 75, True),
+    ("q", "q", 150, True),
+    ("t", "t", 100, False),
+    ("s", "m", 240, False),
+    ("n", "n", 320, False),
+    ("w", "w", 400, False),
+    ("m", "", 500, False),
+    ("z", "z", 640, False),
+    ("c", "c", 800, False),
+    ("l", "b", 1024, False),
+)
+SUFFIX_TO_SIZE = {suffix: (name, edge, square) for name, suffix, edge, square in SIZES}
+LARGE_EDGE = 1024
+MIN_SIDE = 500  # the downloader's rule: a side under this after orientation, frame removal and resize
+
+
+@dataclass(frozen=True)
+class UniverseSpec:
+    """Keyword name -> number of photos matching it, plus the bad-input zoo keyword."""
+
+    keywords: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_KEYWORDS))
+    test_pattern: bool = True
+
+    def __post_init__(self) -> None:
+        for name, count in self.keywords.items():
+            if not isinstance(name, str) or not name.strip() or name != name.strip().casefold():
+                raise ValueError(f"UniverseSpec: keyword {name!r} must be non-empty, trimmed and lower case")
+            if not isinstance(count, int) or count < 1:
+                raise ValueError(f"UniverseSpec: keyword {name!r} needs a positive photo count, got {count!r}")
+        if TEST_PATTERN in self.keywords:
+            raise ValueError(f"UniverseSpec: {TEST_PATTERN!r} is reserved for the bad-input zoo")
+
+    def key(self) -> tuple:
+        """A hashable identity of this spec (dicts are not hashable)."""
+        return (tuple(sorted(self.keywords.items())), self.test_pattern)
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def digest(self, seed: int) -> str:
+        """A short stable name for (seed, spec), used for the on-disk image cache folder."""
+        return hashlib.blake2b(repr((seed, self.key())).encode(), digest_size=6).hexdigest()

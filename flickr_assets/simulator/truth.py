@@ -1,0 +1,103 @@
+"""Ground truth for tests and benchmarks: which photos match a query, what each download should give."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .geometry import content_box, is_too_small, scaled_dims
+from .search import criteria_from_python, match
+from .spec import LARGE_EDGE
+from .universe import NORMAL, ZOO_KINDS, Universe
+
+
+@dataclass(frozen=True)
+class DownloadTruth:
+    """What the downloader should conclude for a photo.
+
+    ``status``: "ok", "too_small", "unavailable" (deleted: placeholder), "not_found" (no such photo),
+    "invalid" (the served bytes are not a usable image). ``source``: "large" when the photo has a Large,
+    else "original". ``content_box``: (left, top, right, bottom) of the non-frame part of the served source
+    after EXIF orientation, None without a frame. ``source_size``: (w, h) of the served source after
+    orientation. ``orientation``: EXIF tag of the served source (1 for Larges).
+    Too small means a side under 500 px after frame removal and scaling to at most 1024.
+    """
+
+    status: str
+    source: str | None
+    content_box: tuple[int, int, int, int] | None
+    source_size: tuple[int, int] | None
+    orientation: int
+    zoo: str | None = None  # the bad-input kind of a "test pattern" photo
+
+
+class GroundTruth:
+    """Answers about the simulator's current universe (uploads and deletions included)."""
+
+    def __init__(self, universe: Callable[[], Universe]):
+        self._universe = universe
+
+    def search_ids(
+        self,
+        text: str | None = None,
+        tags: Iterable[str] | None = None,
+        tag_mode: str = "any",
+        has_geo: bool | None = None,
+        license: Iterable[int] | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        min_upload_date: int | None = None,
+        max_upload_date: int | None = None,
+        min_taken_date: int | None = None,
+        max_taken_date: int | None = None,
+    ) -> set[int]:
+        """Every photo ID matching, uncapped (same semantics as flickr.photos.search; dates inclusive)."""
+        universe = self._universe()
+        criteria = criteria_from_python(
+            text,
+            tags,
+            tag_mode,
+            has_geo,
+            license,
+            bbox,
+            min_upload_date,
+            max_upload_date,
+            min_taken_date,
+            max_taken_date,
+        )
+        return {int(i) for i in universe.cols.ids[match(universe, criteria)]}
+
+    def keywords(self) -> dict[str, int]:
+        """Universe keyword -> number of photos matching it now."""
+        universe = self._universe()
+        return {name: len(universe.keyword_rows(name)) for name in universe.keyword_names}
+
+    def download(self, photo_id: int) -> DownloadTruth:
+        """The expected outcome of downloading a photo by the seed's rule (Large, else Original to 1024)."""
+        universe = self._universe()
+        row = universe.row_of(int(photo_id))
+        if row is None:
+            return DownloadTruth("not_found", None, None, None, 1)
+        cols = universe.cols
+        width, height = int(cols.width[row]), int(cols.height[row])
+        if cols.large[row]:
+            source, size, orientation = "large", scaled_dims(width, height, LARGE_EDGE), 1
+        else:
+            source, size, orientation = "original", (width, height), int(cols.orientation[row])
+        zoo = ZOO_KINDS[cols.zoo[row]] if cols.zoo[row] != NORMAL else None
+        if cols.deleted[row]:
+            return DownloadTruth("unavailable", source, None, None, 1, zoo and zoo[0])
+        box = content_box(int(cols.frame[row]), float(cols.frame_fraction[row]), int(cols.content[row]), *size)
+        if zoo is not None and zoo[1] == "invalid":
+            return DownloadTruth("invalid", source, None, None, 1, zoo[0])
+        status = "too_small" if is_too_small(*size, box) else "ok"
+        return DownloadTruth(status, source, box, size, orientation, zoo and zoo[0])
+
+    def duplicate_groups(self) -> list[tuple[str, list[int]]]:
+        """Planted duplicates: ("exact", ids) share byte-identical images; ("near", ids) show the same scene."""
+        return [(d.kind, list(d.ids)) for d in self._universe().duplicates]
+
+    def photo_ids(self, keyword: str) -> set[int]:
+        """Every photo ID of a universe keyword."""
+        universe = self._universe()
+        rows = universe.keyword_rows(keyword)
+        if rows is None:
+            raise KeyError(f"{keyword!r} is not a keyword of the simulated universe")
+        return {int(i) for i in universe.cols.ids[rows]}
