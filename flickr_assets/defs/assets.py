@@ -1,0 +1,135 @@
+"""The three assets: ``photo_records`` → ``photo_images`` → ``photo_catalog``.
+
+Each asset is a thin shell: it resolves its partition's query and resources, calls the Dagster-free core,
+and turns the core's result into ``MaterializeResult`` metadata. Permanent problems (a bad key, a bad
+keyword, bad settings) fail at once without spending retries; the rest is retried by the asset's policy.
+"""
+
+import time
+
+import dagster as dg
+
+from flickr_assets.catalog import build_catalog
+from flickr_assets.defs.metadata import catalog_metadata, download_metadata, harvest_metadata
+from flickr_assets.defs.partitions import keyword_partitions
+from flickr_assets.defs.queries import QueryDefaults, query_for
+from flickr_assets.defs.resources import FlickrResource, MissingSetting, StorageResource
+from flickr_assets.download import DownloadOptions, download_keyword
+from flickr_assets.flickr.errors import PermanentFlickrError
+from flickr_assets.flickr.harvest_keyword import harvest_keyword
+from flickr_assets.storage.keys import KeywordError
+
+
+class RecordsConfig(dg.Config):
+    """Run options of ``photo_records``."""
+
+    full_refresh: bool = False
+    overlap_hours: float = 24.0
+
+
+class ImagesConfig(dg.Config):
+    """Run options of ``photo_images``."""
+
+    quality: int = 90
+    max_side: int = 1024
+    min_side: int = 500
+    retry_failed: bool = True
+
+
+def _permanent(error: Exception) -> dg.Failure:
+    return dg.Failure(description=str(error), allow_retries=False)
+
+
+class _Progress:
+    """Writes a progress line to the run log at most every ``every`` seconds."""
+
+    def __init__(self, context: dg.AssetExecutionContext, every: float = 5.0) -> None:
+        self._context = context
+        self._every = every
+        self._last = 0.0
+
+    def __call__(self, progress: object) -> None:
+        now = time.monotonic()
+        if now - self._last >= self._every:
+            self._last = now
+            self._context.log.info(str(progress))
+
+
+@dg.asset(
+    partitions_def=keyword_partitions,
+    pool="flickr_api",
+    group_name="flickr",
+    kinds={"parquet"},
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    description="Every photo Flickr holds for the keyword, one row per photo ID (records/keyword=<k>/photos.parquet).",
+)
+def photo_records(
+    context: dg.AssetExecutionContext,
+    config: RecordsConfig,
+    flickr: FlickrResource,
+    storage: StorageResource,
+    query_defaults: QueryDefaults,
+) -> dg.MaterializeResult:
+    keyword = context.partition_key
+    layout = storage.layout
+    try:
+        query = query_for(keyword, query_defaults)
+        client = flickr.client(layout)
+    except (MissingSetting, KeywordError, ValueError) as error:
+        raise _permanent(error) from None
+    context.log.info(f"harvesting {keyword!r}: {query.api_arguments()}")
+    try:
+        result = harvest_keyword(
+            layout,
+            client,
+            query,
+            full_refresh=config.full_refresh,
+            overlap_hours=config.overlap_hours,
+            on_progress=_Progress(context),
+        )
+    except PermanentFlickrError as error:
+        raise _permanent(error) from None
+    context.log.info(f"harvested {keyword!r}: {result}")
+    return dg.MaterializeResult(metadata=harvest_metadata(layout, keyword, result))
+
+
+@dg.asset(
+    partitions_def=keyword_partitions,
+    deps=[photo_records],
+    pool="flickr_static",
+    group_name="flickr",
+    kinds={"parquet", "jpeg"},
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    description="The keyword's images in shard folders of at most 1,000 files, with a manifest of every outcome.",
+)
+def photo_images(
+    context: dg.AssetExecutionContext, config: ImagesConfig, storage: StorageResource
+) -> dg.MaterializeResult:
+    keyword = context.partition_key
+    layout = storage.layout
+    records = layout.records_file(keyword)
+    if not records.exists():
+        raise _permanent(FileNotFoundError(f"no records for {keyword!r} at {records}: materialise photo_records first"))
+    options = DownloadOptions(
+        quality=config.quality, max_side=config.max_side, min_side=config.min_side, retry_failed=config.retry_failed
+    )
+    result = download_keyword(layout, keyword, records, options, on_progress=_Progress(context))
+    context.log.info(f"downloaded {keyword!r}: {result}")
+    return dg.MaterializeResult(metadata=download_metadata(layout, keyword, result))
+
+
+@dg.asset(
+    deps=[
+        dg.AssetDep(photo_records, partition_mapping=dg.AllPartitionMapping()),
+        dg.AssetDep(photo_images, partition_mapping=dg.AllPartitionMapping()),
+    ],
+    group_name="flickr",
+    kinds={"parquet"},
+    retry_policy=dg.RetryPolicy(max_retries=1, delay=10),
+    description="One row per unique photo over all keywords, with its keywords, image and duplicate groups.",
+)
+def photo_catalog(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    keywords = list(keyword_partitions.get_partition_keys())
+    result = build_catalog(storage.layout, keywords, on_progress=_Progress(context))
+    context.log.info(f"catalog: {result}")
+    return dg.MaterializeResult(metadata=catalog_metadata(storage.layout, result))

@@ -1,0 +1,55 @@
+"""Asset checks: data-quality rules of the stored tables and files, run after each materialisation."""
+
+import dagster as dg
+
+from flickr_assets.catalog import check_catalog
+from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
+from flickr_assets.defs.resources import StorageResource
+from flickr_assets.storage.validate import manifest_problems, records_problems
+
+MAX_LISTED = 20
+
+
+def _result(problems: list[str], what: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(problems)} problem(s) with {what}" if problems else f"{what}: all good",
+        metadata={"problems": len(problems), "first_problems": dg.MetadataValue.md(_bullets(problems))},
+    )
+
+
+def _bullets(problems: list[str]) -> str:
+    lines = [f"- {p}" for p in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        lines.append(f"- … and {len(problems) - MAX_LISTED} more")
+    return "\n".join(lines) or "none"
+
+
+def _partition(context: dg.AssetCheckExecutionContext) -> str:
+    # A check on a partitioned asset runs in the partition's run; its key is in the run's tags.
+    return context.run.tags["dagster/partition"]
+
+
+@dg.asset_check(asset=photo_records, blocking=True, description="photo_id is unique; required fields are present")
+def records_are_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    return _result(records_problems(storage.layout, _partition(context)), "records")
+
+
+@dg.asset_check(
+    asset=photo_images,
+    description="every `ok` row's image exists with its sha256; no shard folder holds more than 1,000 files",
+)
+def images_match_manifest(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    return _result(manifest_problems(storage.layout, _partition(context)), "images")
+
+
+@dg.asset_check(
+    asset=photo_catalog,
+    description="photo_id is unique; every catalog image exists; keyword lists match the keyword partitions",
+)
+def catalog_is_consistent(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
+    return _result(check_catalog(storage.layout), "catalog")
+
+
+CHECKS = [records_are_valid, images_match_manifest, catalog_is_consistent]

@@ -1,0 +1,86 @@
+"""Dagster resources: the Flickr API client and the data folder, configured from the environment.
+
+Secrets (``FLICKR_API_KEY``, ``FLICKR_API_SECRET``) reach the resources only as ``EnvVar`` references, so
+the UI and the run config show the variable's name, never its value.
+"""
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from flickr_assets.flickr.client import FLICKR_REST_URL, FlickrClient
+from flickr_assets.flickr.ratelimit import ApiBudget
+from flickr_assets.storage.layout import DataLayout
+
+
+class MissingSetting(ValueError):
+    """A required environment setting is absent."""
+
+
+class StorageResource(dg.ConfigurableResource):
+    """The data folder (``$FLICKR_DATA_DIR``, default ``./data``) and everything under it."""
+
+    data_dir: str = "data"
+
+    @property
+    def layout(self) -> DataLayout:
+        return DataLayout.at(self.data_dir)
+
+
+class FlickrResource(dg.ConfigurableResource):
+    """Flickr's REST API with one shared call budget for every run on this data folder."""
+
+    api_key: str | None = None
+    api_secret: str | None = None
+    api_url: str = FLICKR_REST_URL
+    calls_per_hour: int = 3600
+    timeout_seconds: float = 15.0
+    max_attempts: int = 6
+
+    def client(self, layout: DataLayout) -> FlickrClient:
+        """A client whose calls draw on the API budget stored under ``layout``."""
+        if not self.api_key:
+            raise MissingSetting(
+                "FLICKR_API_KEY is not set: export your Flickr API key (https://www.flickr.com/services/api/keys/) "
+                "or run `make demo` to use the bundled simulator"
+            )
+        if self.calls_per_hour <= 0:
+            raise MissingSetting(f"FLICKR_API_CALLS_PER_HOUR must be a positive number, not {self.calls_per_hour}")
+        budget = ApiBudget(layout.state_dir, calls_per_hour=self.calls_per_hour)
+        return FlickrClient(
+            self.api_key,
+            self.api_secret or "",
+            rest_url=self.api_url,
+            limiter=budget,
+            timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+        )
+
+
+def _env_or_none(name: str) -> dg.EnvVar | None:
+    # EnvVar has no default: reference it only when set, so a missing key gives our one-line error.
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _int_setting(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise MissingSetting(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def resources_from_env() -> dict[str, dg.ConfigurableResource]:
+    """The resources as the environment configures them (see README, "Configuration")."""
+    return {
+        "flickr": FlickrResource(
+            api_key=_env_or_none("FLICKR_API_KEY"),
+            api_secret=_env_or_none("FLICKR_API_SECRET"),
+            api_url=os.environ.get("FLICKR_API_URL") or FLICKR_REST_URL,
+            calls_per_hour=_int_setting("FLICKR_API_CALLS_PER_HOUR", 3600),
+        ),
+        "storage": StorageResource(data_dir=str(Path(os.environ.get("FLICKR_DATA_DIR") or "data"))),
+    }

@@ -1,0 +1,66 @@
+"""The nightly refresh: every keyword's records and images incrementally, then the catalog.
+
+``nightly_keywords`` (default 02:00 UTC, ``$FLICKR_NIGHTLY_CRON``) asks for one run per keyword partition,
+tagged with the night's tick. The runs go through the run queue, whose limits (``dagster_home/dagster.yaml``)
+and the ``flickr_api``/``flickr_static`` pools keep the API and the host from being flooded.
+``catalog_after_nightly`` then builds the catalog once every run of that night has ended.
+Both are off until turned on, as Dagster schedules and sensors are.
+"""
+
+import os
+
+import dagster as dg
+
+from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
+from flickr_assets.defs.partitions import keyword_partitions
+
+NIGHTLY_TAG = "flickr/nightly"
+DEFAULT_CRON = "0 2 * * *"
+
+keyword_job = dg.define_asset_job(
+    "keyword_job",
+    selection=dg.AssetSelection.assets(photo_records, photo_images),
+    description="Records then images of one keyword partition.",
+)
+catalog_job = dg.define_asset_job(
+    "catalog_job", selection=dg.AssetSelection.assets(photo_catalog), description="The catalog of all keywords."
+)
+
+
+@dg.schedule(
+    cron_schedule=os.environ.get("FLICKR_NIGHTLY_CRON") or DEFAULT_CRON,
+    job=keyword_job,
+    execution_timezone="UTC",
+    description="Refresh every keyword incrementally (records, then images), one run per keyword.",
+)
+def nightly_keywords(context: dg.ScheduleEvaluationContext):
+    tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+    for keyword in keyword_partitions.get_partition_keys():
+        yield dg.RunRequest(run_key=f"{tick}:{keyword}", partition_key=keyword, tags={NIGHTLY_TAG: tick})
+
+
+FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+
+
+@dg.sensor(
+    job=catalog_job,
+    minimum_interval_seconds=60,
+    description="Builds the catalog once every run of the latest nightly refresh has ended.",
+)
+def catalog_after_nightly(context: dg.SensorEvaluationContext):
+    records = context.instance.get_run_records(
+        filters=dg.RunsFilter(job_name=keyword_job.name),
+        limit=max(50, 2 * len(keyword_partitions.get_partition_keys())),
+    )
+    ticks = [r.dagster_run.tags.get(NIGHTLY_TAG) for r in records if r.dagster_run.tags.get(NIGHTLY_TAG)]
+    if not ticks:
+        return dg.SkipReason("no nightly refresh has run yet")
+    latest = max(ticks)
+    if latest == context.cursor:
+        return dg.SkipReason(f"the catalog of the {latest} refresh is already requested")
+    night = [r.dagster_run for r in records if r.dagster_run.tags.get(NIGHTLY_TAG) == latest]
+    waiting = [run for run in night if run.status not in FINISHED]
+    if waiting:
+        return dg.SkipReason(f"{len(waiting)} run(s) of the {latest} refresh still going")
+    context.update_cursor(latest)
+    return dg.RunRequest(run_key=f"catalog:{latest}", tags={NIGHTLY_TAG: latest})

@@ -1,0 +1,103 @@
+"""The three assets end to end, in process, against the simulator over real HTTP."""
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
+from flickr_assets.defs.checks import CHECKS
+from flickr_assets.defs.partitions import keyword_partitions
+from flickr_assets.defs.queries import query_defaults_from_env
+from flickr_assets.defs.resources import resources_from_env
+from flickr_assets.storage.layout import DataLayout
+
+ASSETS = [photo_records, photo_images, photo_catalog, *CHECKS]
+
+
+def _resources() -> dict:
+    return {**resources_from_env(), "query_defaults": query_defaults_from_env()}
+
+
+def _materialize(selection, partition_key=None, **kwargs) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        ASSETS,
+        selection=selection,
+        partition_key=partition_key,
+        resources=_resources(),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        **kwargs,
+    )
+
+
+def test_definitions_load_with_sample_keywords():
+    from flickr_assets.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    assert keyword_partitions.get_partition_keys() == ["colosseum", "stonehenge", "golden gate bridge"]
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "photo_records",
+        "photo_images",
+        "photo_catalog",
+    }
+    assert defs.resolve_job_def("keyword_job").executor_def.name == "in_process"
+
+
+@pytest.mark.slow
+def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
+    layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
+    for keyword, has_geo in (("colosseum", True), ("golden gate bridge", None)):
+        result = _materialize(dg.AssetSelection.assets(photo_records, photo_images), partition_key=keyword)
+        assert result.success, keyword
+        truth = sim.truth.search_ids(text=keyword, has_geo=has_geo)
+        ids = pq.read_table(layout.records_file(keyword), columns=["photo_id"])["photo_id"].to_pylist()
+        assert sorted(ids) == sorted(truth)
+
+        records_md = result.asset_materializations_for_node("photo_records")[0].metadata
+        assert records_md["rows"].value == len(truth)
+        assert records_md["api_calls"].value >= 1
+        assert "photo_id" in records_md["preview"].value
+        images_md = result.asset_materializations_for_node("photo_images")[0].metadata
+        assert images_md["records"].value == len(truth)
+        assert all(evaluation.passed for evaluation in result.get_asset_check_evaluations())
+
+        manifest = pq.read_table(layout.manifest_file(keyword), columns=["photo_id", "status"]).to_pylist()
+        assert {row["photo_id"] for row in manifest} == truth
+        for row in manifest:
+            assert row["status"] == sim.truth.download(row["photo_id"]).status, row
+
+    result = _materialize(dg.AssetSelection.assets(photo_catalog))
+    assert result.success
+    catalog = pq.read_table(layout.catalog_file, columns=["photo_id", "keywords"]).to_pylist()
+    expected: dict[int, set[str]] = {}
+    for keyword, has_geo in (("colosseum", True), ("golden gate bridge", None)):
+        for photo_id in sim.truth.search_ids(text=keyword, has_geo=has_geo):
+            expected.setdefault(photo_id, set()).add(keyword)
+    assert {row["photo_id"]: set(row["keywords"]) for row in catalog} == expected
+    evaluations = result.get_asset_check_evaluations()
+    assert evaluations and all(evaluation.passed for evaluation in evaluations)
+
+
+def test_missing_key_fails_at_once_with_one_clear_line(pipeline_env, monkeypatch, sim):
+    monkeypatch.delenv("FLICKR_API_KEY")
+    result = _materialize(dg.AssetSelection.assets(photo_records), partition_key="colosseum")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith("FLICKR_API_KEY is not set") and "\n" not in description
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    assert sim.stats.snapshot()["rest_calls"] == 0
+
+
+def test_rejected_key_fails_in_one_call_without_printing_it(pipeline_env, monkeypatch, sim):
+    wrong_key = "0123456789abcdef" * 2
+    monkeypatch.setenv("FLICKR_API_KEY", wrong_key)
+    result = _materialize(dg.AssetSelection.assets(photo_records), partition_key="stonehenge")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert "FLICKR_API_KEY" in description and "Key not found" in description
+    assert wrong_key not in description
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    assert sim.stats.snapshot()["rest_calls"] == 1

@@ -1,0 +1,48 @@
+"""The nightly schedule asks for one run per keyword; the sensor builds the catalog once they have ended."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pyarrow.parquet as pq
+import pytest
+
+from flickr_assets.definitions import build_definitions
+from flickr_assets.defs.partitions import keyword_partitions
+from flickr_assets.defs.schedules import NIGHTLY_TAG, catalog_after_nightly, nightly_keywords
+from flickr_assets.storage.layout import DataLayout
+
+
+@pytest.mark.slow
+def test_nightly_schedule_runs_every_keyword_then_the_sensor_builds_the_catalog(pipeline_env, sim):
+    defs = build_definitions()
+    repository = defs.get_repository_def()
+    with dg.instance_for_test() as instance:
+        when = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+        context = dg.build_schedule_context(instance=instance, repository_def=repository, scheduled_execution_time=when)
+        requests = nightly_keywords.evaluate_tick(context).run_requests
+        keywords = keyword_partitions.get_partition_keys()
+        assert [request.partition_key for request in requests] == keywords
+        assert len({request.run_key for request in requests}) == len(keywords)
+        assert all(request.tags[NIGHTLY_TAG] == "2026-11-29T02:00" for request in requests)
+
+        assert isinstance(catalog_after_nightly(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+
+        keyword_job = defs.resolve_job_def("keyword_job")
+        for request in requests:
+            result = keyword_job.execute_in_process(
+                instance=instance, partition_key=request.partition_key, tags=request.tags, raise_on_error=False
+            )
+            assert result.success, request.partition_key
+
+        sensor_context = dg.build_sensor_context(instance=instance)
+        catalog_request = catalog_after_nightly(sensor_context)
+        assert isinstance(catalog_request, dg.RunRequest)
+        assert catalog_request.run_key == "catalog:2026-11-29T02:00"
+        result = defs.resolve_job_def("catalog_job").execute_in_process(instance=instance, raise_on_error=False)
+        assert result.success
+        catalog = pq.read_table(DataLayout.at(pipeline_env["FLICKR_DATA_DIR"]).catalog_file, columns=["keywords"])
+        assert {k for row in catalog["keywords"].to_pylist() for k in row} == set(keywords)
+
+        # Once requested for a night, the sensor waits for the next one.
+        again = catalog_after_nightly(dg.build_sensor_context(instance=instance, cursor=sensor_context.cursor))
+        assert isinstance(again, dg.SkipReason)
