@@ -7,7 +7,7 @@ Three passes, memory bounded by a few flat arrays per photo (never one Python ob
 3. stream keyword by keyword: take the newest records' full rows, add the catalog columns and write
    row groups from a second thread while the next keyword is read.
 
-Rows come grouped by the keyword holding their newest record, each row group sorted by photo ID.
+Rows come grouped by the keyword holding their newest record, in that records file's order.
 """
 
 import json
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flickr_assets.catalog.duplicates import BandPlan, exact_duplicate_groups, near_duplicate_groups
@@ -96,9 +95,7 @@ class _Writer:
     def __init__(self, path: object, schema: pa.Schema) -> None:
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
-        self._writer = pq.ParquetWriter(
-            str(path), schema, compression="zstd", compression_level=1, use_dictionary=DICTIONARY_COLUMNS
-        )
+        self._writer = pq.ParquetWriter(str(path), schema, compression="snappy", use_dictionary=DICTIONARY_COLUMNS)
         self._thread = threading.Thread(target=self._run, name="catalog-writer", daemon=True)
         self._thread.start()
 
@@ -212,7 +209,7 @@ def _write(
     keyword_names = pa.array(sources.keywords, type=pa.string())
     statuses = pa.array(choice.statuses, type=pa.string())
     paths = ImagePaths(sources.manifests, groups, choice)
-    # Photos by the keyword of their newest record; a stable sort keeps photo-ID order inside each.
+    # Photos by the keyword of their newest record.
     by_file = np.argsort(groups.record_file, kind="stable")
     bounds = np.searchsorted(groups.record_file[by_file], np.arange(len(sources.records) + 1))
     preview = schema.empty_table()
@@ -223,6 +220,7 @@ def _write(
         try:
             for index, source in enumerate(sources.records):
                 photos = by_file[bounds[index] : bounds[index + 1]]
+                photos = photos[np.argsort(groups.record_row[photos])]  # file order: one sequential take
                 if len(photos):
                     table = _rows(source, photos, groups)
                     table = _add_catalog_columns(
@@ -232,7 +230,6 @@ def _write(
                     pending_rows += len(table)
                 if pending_rows >= ROW_GROUP_ROWS or (index == len(sources.records) - 1 and pending):
                     batch = pa.concat_tables(pending)
-                    batch = batch.take(pc.sort_indices(batch["photo_id"]))
                     if not len(preview):
                         preview = batch.slice(0, 10)
                     writer.put(batch)
@@ -274,7 +271,7 @@ def _add_catalog_columns(
         "first_seen": pa.array(groups.first_seen[photos], type=pa.int64()).cast(timestamp),
         "last_seen": pa.array(groups.last_seen[photos], type=pa.int64()).cast(timestamp),
         "keywords": keyword_lists(groups, photos, keyword_names),
-        "num_keywords": pa.array(groups.num_keywords[photos], type=pa.int32()),
+        "num_keywords": pa.array(groups.keyword_offsets[photos + 1] - groups.keyword_offsets[photos], pa.int32()),
         "image_status": statuses.take(_nullable(choice.status[photos].astype(np.int64), has_image, pa.int64())),
         "image_path": paths.paths(index, photos),
         "image_sha256": bytes_to_sha(choice.sha[photos], choice.has_sha[photos]),

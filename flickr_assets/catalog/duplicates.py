@@ -87,9 +87,16 @@ def _close_pairs(hashes: np.ndarray, max_distance: int, ranges: list[tuple[int, 
     for start, width in ranges:
         key <<= np.uint64(width)
         key |= (hashes >> np.uint64(start)) & np.uint64((1 << width) - 1)
+    # Most hashes share their key with no other: count keys in a table of ~2n slots (high key bits
+    # folded in) and sort only the hashes whose slot is shared.
+    key_bits = sum(width for _, width in ranges)
+    slot_bits = min(key_bits, max(1, (2 * n - 1).bit_length()))
+    slot = ((key ^ (key >> np.uint64(slot_bits))) & np.uint64((1 << slot_bits) - 1)).view(np.int64)
+    shared = np.flatnonzero(np.bincount(slot, minlength=1 << slot_bits)[slot] > 1).astype(np.uint64)
+    del slot
     # Pack key and index into one uint64 so one plain sort replaces an argsort; high key bits that do
     # not fit are shifted out, which only adds candidates (the distance test removes them).
-    packed = (key << np.uint64(index_bits)) | np.arange(n, dtype=np.uint64)
+    packed = (key[shared] << np.uint64(index_bits)) | shared
     del key
     packed.sort()
     index_mask = np.uint64((1 << index_bits) - 1)
