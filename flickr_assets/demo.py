@@ -53,14 +53,19 @@ def _run_pipeline() -> int:
     keywords = keyword_partitions.get_partition_keys()
     print(f"keywords file {keywords_file_path()}: {len(keywords)} keywords: {', '.join(keywords)}")
     started = time.monotonic()
+    quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # progress lines, not Dagster's debug events
     with dg.DagsterInstance.get() as instance:
         keyword_job = defs.resolve_job_def("keyword_job")
         for keyword in keywords:
-            result = keyword_job.execute_in_process(instance=instance, partition_key=keyword, raise_on_error=False)
+            result = keyword_job.execute_in_process(
+                instance=instance, partition_key=keyword, run_config=quiet, raise_on_error=False
+            )
             print(f"  {keyword!r}: records + images {'succeeded' if result.success else 'FAILED'}")
             if not result.success:
                 return 1
-        result = defs.resolve_job_def("catalog_job").execute_in_process(instance=instance, raise_on_error=False)
+        result = defs.resolve_job_def("catalog_job").execute_in_process(
+            instance=instance, run_config=quiet, raise_on_error=False
+        )
         print(f"  catalog {'succeeded' if result.success else 'FAILED'}")
         if not result.success:
             return 1
