@@ -22,6 +22,7 @@ _UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
+_MAGIC_NAMES = ("JPEG", "PNG", "GIF", "RIFF/WebP", "BMP", "TIFF", "TIFF")
 _OPEN_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError, TypeError, KeyError)
 
 
@@ -53,6 +54,9 @@ def _describe_non_image(data: bytes) -> str:
     if printable >= 0.95 * len(sample):
         snippet = sample[:40].decode("ascii", "replace").split("\n")[0]
         return f"not an image: the body is text (starts with {snippet!r})"
+    for magic, name in zip(_MAGIC, _MAGIC_NAMES, strict=True):
+        if data.startswith(magic):
+            return f"corrupt {name} image: the header cannot be read (first bytes {data[:8].hex(' ')})"
     return f"not an image: unrecognised format (first bytes {data[:8].hex(' ')})"
 
 

@@ -20,6 +20,25 @@ _COM, _APP1 = 0xFE, 0xE1
 _DROPPED_KEYS = frozenset({"api_key", "api_secret", "flickr_api_key", "flickr_api_secret", "oauth_token"})
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _EXIF_TEXT_MAX = 2000
+_PUNCTUATION = str.maketrans(
+    {
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u2026": "...",
+        "\u00a0": " ",
+        "\u00df": "ss",
+        "\u00e6": "ae",
+        "\u00c6": "AE",
+        "\u0153": "oe",
+        "\u00f8": "o",
+        "\u00d8": "O",
+        "\u0142": "l",
+    }
+)
 
 
 def _jsonable(value: object) -> object:
@@ -66,7 +85,9 @@ def _text(value: object) -> str | None:
 
 def _ascii(text: str) -> str:
     """EXIF ASCII fields: accents folded (café -> cafe), other non-ASCII as '?', length capped."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    plain = "".join(
+        c for c in unicodedata.normalize("NFKD", text.translate(_PUNCTUATION)) if not unicodedata.combining(c)
+    )
     folded = plain.encode("ascii", "replace")
     return folded.decode("ascii")[:_EXIF_TEXT_MAX]
 
