@@ -8,7 +8,7 @@ strings; JSON follows Flickr's mapping rule (attributes -> members keeping their
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from .photos import PhotoText, datetaken, owner_name, owner_nsid, path_alias, secret, server, sizes
 from .search import SearchResult
@@ -82,7 +82,7 @@ def ok(fmt: Format, payload: list[Element]) -> bytes:
 
 def fail(fmt: Format, code: int, message: str) -> bytes:
     if fmt.kind == "rest":
-        error = f'\t<err code="{code}" msg={quoteattr(message)} />\n'
+        error = f'\t<err code="{code}" msg="{_attr(message)}" />\n'
         return f'<?xml version="1.0" encoding="utf-8" ?>\n<rsp stat="fail">\n{error}</rsp>\n'.encode()
     return _json(fmt, {"stat": "fail", "code": code, "message": message})
 
@@ -186,13 +186,17 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
 # -- encoders -----------------------------------------------------------------------------------------------
 def _xml(element: Element, depth: int) -> str:
     pad = "\t" * depth
-    attrs = "".join(f" {k}={quoteattr('' if v is None else str(v))}" for k, v in element.attrs)
+    attrs = "".join(f' {k}="{_attr(v)}"' for k, v in element.attrs)
     if element.children:
         inner = "".join(_xml(c, depth + 1) for c in element.children)
         return f"{pad}<{element.name}{attrs}>\n{inner}{pad}</{element.name}>\n"
     if element.text is not None:
         return f"{pad}<{element.name}{attrs}>{escape(element.text)}</{element.name}>\n"
     return f"{pad}<{element.name}{attrs} />\n"
+
+
+def _attr(value: object) -> str:
+    return escape("" if value is None else str(value), {'"': "&quot;", "\n": "&#10;"})
 
 
 def _json_value(element: Element) -> object:
