@@ -1,5 +1,6 @@
 """One photo as the REST API shows it: secrets, server, text fields, sizes and the `extras` attributes."""
 
+import functools
 import hashlib
 import random
 from dataclasses import dataclass
@@ -119,6 +120,7 @@ def owner_from_nsid(nsid: str) -> int | None:
     return owner
 
 
+@functools.lru_cache(maxsize=OWNER_COUNT)
 def owner_name(owner: int) -> str:
     rng = random.Random(owner * 31 + 7)
     name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
@@ -129,13 +131,15 @@ def path_alias(owner: int) -> str | None:
     return owner_name(owner).lower().replace(" ", "_") if owner % 10 < 3 else None
 
 
-def sizes(universe: Universe, row: int) -> list[Size]:
+def sizes(universe: Universe, row: int, wanted: set[str] | None = None) -> list[Size]:
     """The sizes a photo has (Flickr only makes sizes smaller than the original; Large may be missing)."""
     cols = universe.cols
     width, height = int(cols.width[row]), int(cols.height[row])
     longest = max(width, height)
     result = []
     for name, suffix, edge, square in SIZES:
+        if wanted is not None and name not in wanted:
+            continue
         if square:
             result.append(Size(name, suffix, edge, edge, edge))
         elif name == "l":
@@ -143,7 +147,8 @@ def sizes(universe: Universe, row: int) -> list[Size]:
                 result.append(Size(name, suffix, *scaled_dims(width, height, LARGE_EDGE), 0))
         elif edge < longest:
             result.append(Size(name, suffix, *scaled_dims(width, height, edge), 0))
-    result.append(Size("o", "o", width, height, 0))
+    if wanted is None or "o" in wanted:
+        result.append(Size("o", "o", width, height, 0))
     return result
 
 

@@ -167,9 +167,7 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
     wanted = {e[4:] for e in extras if e.startswith("url_")}
     if wanted:
         osec = secret(universe.seed, photo_id, "o")
-        for size in sizes(universe, row):
-            if size.name not in wanted:
-                continue
+        for size in sizes(universe, row, wanted):
             if size.name == "o":
                 url = f"{base_url}/{srv}/{photo_id}_{osec}_o.jpg"
             else:
