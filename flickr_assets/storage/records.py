@@ -99,7 +99,7 @@ class RecordsWriter:
                     if replace:
                         dropped += int(stays.sum())
                         continue
-                    table = pa.Table.from_batches([batch]).filter(pa.array(stays))
+                    table = _conform(batch).filter(pa.array(stays))
                     if table.num_rows:
                         out.write_table(table, row_group_size=self.row_group_size)
                         written += table.num_rows
@@ -107,7 +107,7 @@ class RecordsWriter:
             for batch in pq.ParquetFile(self.scratch).iter_batches(READ_BATCH_SIZE, use_threads=False):
                 mask = keep[offset : offset + batch.num_rows]
                 offset += batch.num_rows
-                table = pa.Table.from_batches([batch]).filter(pa.array(mask))
+                table = _conform(batch).filter(pa.array(mask))
                 table = _with_old_first_seen(table, old_ids, old_first)
                 if table.num_rows:
                     out.write_table(table, row_group_size=self.row_group_size)
@@ -156,6 +156,15 @@ def write_state(layout: DataLayout, keyword: str, state: dict[str, Any]) -> None
     write_text(layout.harvest_state_file(keyword), json.dumps({"version": STATE_VERSION, **state}, indent=2))
 
 
+def _conform(batch: pa.RecordBatch) -> pa.Table:
+    """A batch read back from Parquet, in the exact ``RECORDS`` types (Parquet stores seconds as ms)."""
+    return pa.Table.from_batches([batch]).cast(RECORDS)
+
+
+def _seconds(column: pa.ChunkedArray) -> np.ndarray:
+    return column.cast(pa.timestamp("s", tz="UTC")).cast(pa.int64()).to_numpy()
+
+
 def _column(path: Path, name: str) -> np.ndarray:
     return pq.read_table(path, columns=[name]).column(name).to_numpy()
 
@@ -185,7 +194,7 @@ def _old_first_seen(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     table = pq.read_table(path, columns=["photo_id", "first_seen"])
     ids = table.column("photo_id").to_numpy()
-    first = table.column("first_seen").cast(pa.int64()).to_numpy()
+    first = _seconds(table.column("first_seen"))
     order = np.argsort(ids, kind="stable")
     return ids[order], first[order]
 
@@ -198,7 +207,7 @@ def _with_old_first_seen(table: pa.Table, old_ids: np.ndarray, old_first: np.nda
     found = old_ids[index] == ids
     if not found.any():
         return table
-    current = table.column("first_seen").cast(pa.int64()).to_numpy()
+    current = _seconds(table.column("first_seen"))
     first = np.where(found, np.minimum(old_first[index], current), current)
     position = table.schema.get_field_index("first_seen")
     return table.set_column(
