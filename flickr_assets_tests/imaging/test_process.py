@@ -24,8 +24,9 @@ def _decoded(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)))
 
 
-def test_large_that_needs_nothing_is_kept_byte_for_byte() -> None:
-    source = jpeg(photo(1024, 768, seed=1))
+@pytest.mark.parametrize("params", [{}, {"progressive": True}, {"optimize": True, "subsampling": 0}])
+def test_large_that_needs_nothing_is_kept_byte_for_byte(params: dict) -> None:
+    source = jpeg(photo(1024, 768, seed=1), **params)
     result = process_image(source, META)
     assert result == ProcessedImage(
         "ok", result.jpeg, (1024, 768), (1024, 768), None, reencoded=False, phash=result.phash
