@@ -18,6 +18,14 @@ DEFAULT_KEYWORDS: dict[str, int] = {
     "sunset": 1_200_000,
 }
 
+# Photos planted in two small keywords at once (on top of the random overlaps, which mostly land in the big
+# keywords), so that the sample keywords overlap and the catalog has photos found by several keywords.
+DEFAULT_OVERLAPS: dict[tuple[str, str], int] = {
+    ("colosseum", "stonehenge"): 6,
+    ("stonehenge", "golden gate bridge"): 12,
+    ("golden gate bridge", "colosseum"): 8,
+}
+
 # (latitude, longitude, spread in degrees) of the place a keyword names; None: anywhere on Earth.
 KEYWORD_PLACES: dict[str, tuple[float, float, float]] = {
     "colosseum": (41.8902, 12.4922, 0.02),
@@ -55,6 +63,8 @@ class UniverseSpec:
 
     keywords: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_KEYWORDS))
     test_pattern: bool = True
+    # (a, b) -> photos of ``a`` that also match ``b``; pairs naming a keyword not in ``keywords`` are ignored.
+    overlaps: dict[tuple[str, str], int] = field(default_factory=lambda: dict(DEFAULT_OVERLAPS))
 
     def __post_init__(self) -> None:
         for name, count in self.keywords.items():
@@ -67,7 +77,7 @@ class UniverseSpec:
 
     def key(self) -> tuple:
         """A hashable identity of this spec (dicts are not hashable)."""
-        return (tuple(sorted(self.keywords.items())), self.test_pattern)
+        return (tuple(sorted(self.keywords.items())), self.test_pattern, tuple(sorted(self.overlaps.items())))
 
     def __hash__(self) -> int:
         return hash(self.key())

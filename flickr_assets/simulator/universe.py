@@ -209,6 +209,9 @@ def build_universe(seed: int, spec: UniverseSpec, now: int) -> Universe:
             weights = counts.astype(float)
             weights[j] = 0
             shared[j] = rng.multinomial(round(counts[j] * rng.uniform(0.05, 0.10)), weights / weights.sum())
+    for (first, second), count in spec.overlaps.items():
+        if first in names and second in names and first != second:
+            shared[names.index(first), names.index(second)] += count
     primary = counts - shared.sum(axis=0)
     if (primary < shared.sum(axis=1)).any():
         raise ValueError("UniverseSpec: keyword volumes too uneven to plant overlaps; use fewer tiny keywords")
