@@ -107,12 +107,14 @@ def choose_source(record: dict) -> Source | None:
 
 
 def known_too_small(source: Source, options: DownloadOptions) -> bool:
-    """True when the record's own size already says the image is too small: a side under ``min_side``
-    before any crop or resize. (Downsampling could shrink a long Original further, but frame removal might
-    then shorten its long side, so only the image itself can tell.)"""
-    if not source.width or not source.height or source.width <= 0 or source.height <= 0:
+    """True when the record's own size already says a side of the stored image would be under ``min_side``
+    once the longest side is scaled down to ``max_side`` (the imaging step's header rule), so fetching it
+    would be wasted."""
+    width, height = source.width, source.height
+    if not width or not height or width <= 0 or height <= 0:
         return False
-    return min(source.width, source.height) < options.min_side
+    factor = min(1.0, options.max_side / max(width, height))
+    return min(max(1, round(width * factor)), max(1, round(height * factor))) < options.min_side
 
 
 def shard_of(layout: DataLayout, keyword: str, relative: str | None) -> int | None:

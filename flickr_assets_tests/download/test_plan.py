@@ -135,8 +135,8 @@ def test_sources_and_the_record_size_rule():
     assert known_too_small(large, DownloadOptions())
     original = choose_source({"url_l": None, "url_o": "O", "width_o": 4000, "height_o": 1000})
     assert original.kind == "original"
-    # 4000x1000 would shrink to 1024x256, but a frame on the long side could change that: fetch it.
-    assert not known_too_small(original, DownloadOptions())
+    assert known_too_small(original, DownloadOptions())  # 4000x1000 would be stored at 1024x256
+    assert not known_too_small(choose_source({"url_o": "O", "width_o": 2000, "height_o": 1000}), DownloadOptions())
     assert not known_too_small(choose_source({"url_o": "O", "width_o": None, "height_o": None}), DownloadOptions())
     assert choose_source({"url_l": None, "url_o": None}) is None
 

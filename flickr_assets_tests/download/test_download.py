@@ -1,0 +1,169 @@
+"""The download engine end to end: real HTTP against the simulator, real files and manifests read back."""
+
+import itertools
+import os
+from collections import Counter
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import requests
+from PIL import Image
+
+from flickr_assets.download import DownloadOptions, download_keyword
+from flickr_assets.download.classify import is_placeholder_body
+from flickr_assets.simulator import TEST_PATTERN, Faults
+from flickr_assets.simulator.images import placeholder_png
+from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.manifest import journal_file
+from flickr_assets.storage.validate import manifest_problems
+from flickr_assets_tests.download.conftest import check_against_truth, manifest_rows, stored_files
+
+FAST = {"backoff": 0.05, "backoff_max": 0.5}
+
+
+def static_counts(sim) -> Counter:
+    return Counter(sim.stats.snapshot()["static_by_path"])
+
+
+def test_clean_download_matches_the_ground_truth_and_a_rerun_fetches_nothing(sim, harvested, tmp_path):
+    records = harvested("stonehenge")
+    layout = DataLayout.at(tmp_path)
+    progress = []
+    result = download_keyword(layout, "stonehenge", records, DownloadOptions(files_per_shard=40), progress.append)
+
+    statuses = check_against_truth(sim, layout, "stonehenge", records, per_shard=40)
+    assert statuses["ok"] > 50 and statuses["too_small"] > 0
+    assert result.counts == dict(statuses) and result.done == result.to_do == result.records == records.num_rows
+    assert manifest_problems(layout, "stonehenge") == []
+    assert progress and progress[-1].done == progress[-1].total == result.to_do
+    # Nothing fetched twice; photos the record already shows to be too small were not fetched at all.
+    fetched = static_counts(sim)
+    assert fetched and max(fetched.values()) == 1
+    rows = manifest_rows(layout, "stonehenge")
+    unfetched = [r for r in rows.values() if r["status"] == "too_small" and r["bytes_fetched"] == 0]
+    assert unfetched and all(r["attempts"] == 0 for r in unfetched)
+    # The contact sheet is a real JPEG beside the manifest.
+    with Image.open(result.contact_sheet) as sheet:
+        assert sheet.format == "JPEG" and sheet.width > 300
+    assert not journal_file(layout, "stonehenge").exists()
+
+    before = stored_files(layout, "stonehenge")
+    sim.stats.reset()
+    again = download_keyword(layout, "stonehenge", records, DownloadOptions(files_per_shard=40))
+    assert again.to_do == 0 and again.requests == 0 and static_counts(sim) == Counter()
+    assert stored_files(layout, "stonehenge") == before and again.counts == result.counts
+
+
+@pytest.mark.slow
+def test_faults_end_in_the_same_state_as_the_ground_truth(sim, harvested, tmp_path):
+    records = harvested("stonehenge")
+    layout = DataLayout.at(tmp_path)
+    sim.faults = Faults(
+        seed=3, static_5xx=0.1, truncate=0.05, html=0.02, drop=0.02, static_429=0.05, corrupt=0.02, retry_after=1
+    )
+    options = DownloadOptions(files_per_shard=50, **FAST)
+    results = [download_keyword(layout, "stonehenge", records, options)]
+    # Transient failures that outlast one run's attempts are retried by the next run, never final ones.
+    while results[-1].counts.get("failed") and len(results) < 4:
+        results.append(download_keyword(layout, "stonehenge", records, options))
+    statuses = check_against_truth(sim, layout, "stonehenge", records, per_shard=50)
+    assert statuses["ok"] > 50
+    faults = sim.stats.snapshot()["faults"]
+    assert all(faults[kind] > 0 for kind in ("static_5xx", "truncate", "html", "drop", "static_429", "corrupt"))
+    assert results[0].requests > sum(statuses[s] for s in ("ok", "unavailable")) + sum(faults.values()) * 0.9
+    assert manifest_problems(layout, "stonehenge") == []
+
+
+def test_bad_inputs_get_their_true_status(sim, harvested, tmp_path):
+    records = harvested(TEST_PATTERN)
+    layout = DataLayout.at(tmp_path)
+    result = download_keyword(layout, TEST_PATTERN, records, DownloadOptions(**FAST))
+    statuses = check_against_truth(sim, layout, TEST_PATTERN, records, per_shard=1000)
+    assert statuses["invalid"] > 0 and statuses["ok"] > 0
+    rows = manifest_rows(layout, TEST_PATTERN)
+    kinds = {sim.truth.download(i).zoo for i in rows}
+    assert {"zero_bytes", "bomb", "png_as_jpg", "gif_as_jpg", "cmyk"} <= kinds
+    # An image that can never be decoded is tried a few times, then final (not retried by the next run).
+    invalid = [row for row in rows.values() if row["status"] == "invalid"]
+    assert all(row["attempts"] == 3 and row["reason"].startswith("undecodable image") for row in invalid)
+    assert download_keyword(layout, TEST_PATTERN, records, DownloadOptions()).to_do == 0
+    assert result.counts == dict(statuses)
+
+
+def test_placeholder_is_recognised_by_redirect_and_by_its_bytes(sim, harvested, tmp_path):
+    records = harvested("colosseum")
+    victims = [i for i in records["photo_id"].to_pylist() if sim.truth.download(i).status == "ok"][:3]
+    for photo_id in victims:
+        sim.delete(photo_id)
+    layout = DataLayout.at(tmp_path)
+    download_keyword(layout, "colosseum", records.filter(pc.is_in(records["photo_id"], pa.array(victims))))
+    rows = manifest_rows(layout, "colosseum")
+    assert {rows[i]["status"] for i in victims} == {"unavailable"}
+    assert all("photo_unavailable" in rows[i]["reason"] and rows[i]["path"] is None for i in victims)
+    assert not any(path.endswith("unavailable.png") for path in static_counts(sim)), "placeholder never fetched"
+    assert stored_files(layout, "colosseum") == {}
+    # Served directly with 200, the placeholder is still known by its bytes; real PNG photos are not.
+    assert is_placeholder_body(placeholder_png(True)) and is_placeholder_body(placeholder_png(False))
+    zoo = harvested(TEST_PATTERN).to_pylist()
+    png_photo = next(r for r in zoo if sim.truth.download(r["photo_id"]).zoo == "png_as_jpg")
+    body = requests.get(png_photo["url_l"], timeout=10).content
+    assert body.startswith(b"\x89PNG") and not is_placeholder_body(body)
+
+
+def test_photo_stored_for_another_keyword_is_linked_not_fetched(sim, harvested, tmp_path):
+    records = harvested("colosseum")
+    layout = DataLayout.at(tmp_path)
+    first = download_keyword(layout, "colosseum", records)
+    shared = records.slice(0, 30).set_column(1, "keyword", pa.array(["roman ruins"] * 30))
+    sim.stats.reset()
+    second = download_keyword(layout, "roman ruins", shared)
+    rows_a, rows_b = manifest_rows(layout, "colosseum"), manifest_rows(layout, "roman ruins")
+    linked = [i for i, row in rows_b.items() if row["status"] == "ok"]
+    assert linked and second.linked == len(linked) and first.counts["ok"] >= len(linked)
+    fetched = static_counts(sim)
+    for photo_id in linked:
+        a, b = (layout.resolve_relative(rows[photo_id]["path"]) for rows in (rows_a, rows_b))
+        assert os.stat(a).st_ino == os.stat(b).st_ino and rows_a[photo_id]["sha256"] == rows_b[photo_id]["sha256"]
+        assert rows_b[photo_id]["reason"] == "linked from keyword=colosseum"
+        assert not any(f"/{photo_id}_" in path for path in fetched)
+    assert manifest_problems(layout, "roman ruins") == []
+
+
+def test_missing_files_are_fetched_again_and_failed_rows_retried(sim, harvested, tmp_path):
+    records = harvested("colosseum")
+    layout = DataLayout.at(tmp_path)
+    download_keyword(layout, "colosseum", records)
+    rows = manifest_rows(layout, "colosseum")
+    gone = next(row for row in rows.values() if row["status"] == "ok")
+    failed = [row["photo_id"] for row in rows.values() if row["status"] == "failed"]
+    layout.resolve_relative(gone["path"]).unlink()
+    sim.stats.reset()
+    again = download_keyword(layout, "colosseum", records)
+    assert again.to_do == 1 + len(failed)
+    assert manifest_rows(layout, "colosseum")[gone["photo_id"]]["sha256"] == gone["sha256"]
+    assert sum(1 for path in static_counts(sim) if f"/{gone['photo_id']}_" in path) == 1
+
+
+def test_should_stop_ends_cleanly_and_the_next_run_finishes(sim, harvested, tmp_path):
+    records = harvested("stonehenge")
+    layout = DataLayout.at(tmp_path)
+    checks = itertools.count()
+    stopped = download_keyword(
+        layout, "stonehenge", records, DownloadOptions(fetchers=4), should_stop=lambda: next(checks) >= 2
+    )
+    rows = manifest_rows(layout, "stonehenge")
+    assert stopped.stopped and 0 < len(rows) < records.num_rows and stopped.done == len(rows)
+    assert not journal_file(layout, "stonehenge").exists()
+    rest = download_keyword(layout, "stonehenge", records)
+    final = sum(1 for row in rows.values() if row["status"] != "failed")
+    assert not rest.stopped and rest.to_do == records.num_rows - final
+    check_against_truth(sim, layout, "stonehenge", records, per_shard=1000)
+
+
+def test_bad_records_and_options_fail_with_a_clear_message(tmp_path):
+    layout = DataLayout.at(tmp_path)
+    with pytest.raises(ValueError, match=r"records file .*photos\.parquet does not exist"):
+        download_keyword(layout, "colosseum", layout.records_file("colosseum"))
+    with pytest.raises(ValueError, match="keyword is empty"):
+        download_keyword(layout, " ", pa.table({"photo_id": [1]}))
