@@ -82,6 +82,10 @@ class GroundTruth:
         else:
             source, size, orientation = "original", (width, height), int(cols.orientation[row])
         zoo = ZOO_KINDS[cols.zoo[row]] if cols.zoo[row] != NORMAL else None
+        if is_too_small(*size, None):
+            # The advertised size already rules the photo out: a downloader need not (and ours does not) fetch it,
+            # so whether it was deleted is never seen.
+            return DownloadTruth("too_small", source, None, size, orientation, zoo and zoo[0])
         if cols.deleted[row]:
             return DownloadTruth("unavailable", source, None, None, 1, zoo and zoo[0])
         box = content_box(int(cols.frame[row]), float(cols.frame_fraction[row]), int(cols.content[row]), *size)
