@@ -10,18 +10,19 @@ second seen so far.
   follow). The photos of S already seen come back once and are dropped by photo ID, so the cost of a page
   boundary is only the ties at S, and no reordering can hide a photo.
 * When one second holds more photos than a page (a whole page shares T), that second is drained by
-  splitting it on licence (and geotag) filters until each part fits one page; only a part that cannot be
-  split further is paged, repeatedly, until a full pass brings nothing new.
+  splitting it into taken-date ranges until each part fits one page (then by licence; only a part that no
+  filter can split is paged, repeatedly, until passes bring nothing new).
 
 Rows are yielded in batches; the walk keeps only the IDs of the current boundary second in memory.
 """
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flickr_assets.flickr.client import FlickrClient, SearchPage
@@ -96,6 +97,7 @@ class Harvest:
 
     def __post_init__(self) -> None:
         self._buffer: list[dict[str, Any]] = []
+        self._page_taken: list[datetime | None] = []  # taken dates of the last page (to split a second)
         self._boundary: set[int] = set()  # IDs seen at the current boundary second (the only possible repeats)
         self._started = time.monotonic()
         self._last_progress_calls = 0
@@ -156,6 +158,7 @@ class Harvest:
         """Convert and buffer the new photos of one page; return (received, new, last upload second)."""
         new = 0
         last: int | None = None
+        self._page_taken = []
         for photo in photos:
             second = upload_second(photo)
             try:
@@ -163,6 +166,7 @@ class Harvest:
             except BadPhoto as error:
                 self._skip(str(error), photo)
                 continue
+            self._page_taken.append(row["date_taken"])
             if second is not None and low <= second <= high:
                 last = second if last is None else max(last, second)
             if row["photo_id"] in self._boundary:
@@ -197,32 +201,31 @@ class Harvest:
         return True
 
     def _drain_second(self, second: int, reported: int) -> None:
-        """Fetch every photo of one upload second that holds more than a page of photos."""
+        """Fetch every photo of one upload second that holds more than a page of photos.
+
+        Photos of one upload second differ in their taken dates, so the second is split into taken-date
+        ranges (cut at quantiles of the dates seen so far) until each range fits one page. A range that
+        cannot be cut (one taken second) is split by licence, and paged as a last resort.
+        """
         self.split_seconds += 1
         calls_before, received_before, new_before = self.calls, self.rows_received, self.new_rows
-        licenses = self.query.licenses or ALL_LICENSES
-        log.info("upload second %s holds more than %s photos; splitting it by licence", second, self.page_size)
-        parts: list[tuple[tuple[int, ...], str | None]] = []
-        if 0 in licenses and len(licenses) > 1:  # licence 0 (all rights reserved) is most photos
-            parts = [((0,), None), (tuple(x for x in licenses if x != 0), None)]
-        else:
-            parts = [(tuple(licenses), None)]
-        while parts:
-            group, geo = parts.pop()
-            narrow = {"license": ",".join(map(str, group))}
-            if geo is not None:
-                narrow["has_geo"] = geo
+        # ``reported`` is the total of the whole remaining range, not of this second: start with halves, and
+        # split a part that is still full by its own (more telling) total.
+        queue = _taken_ranges(self._page_taken, 2, self.query.min_taken, self.query.max_taken)
+        log.info("upload second %s holds more than %s photos; splitting it by taken date", second, self.page_size)
+        while queue:
+            low, high = queue.pop()
+            narrow = _taken_arguments(low, high)
             page = self._search(second, second, **narrow)
             self._take(page.photos, second, second)
             if len(page.photos) < page.per_page or page.per_page <= 0:
                 continue
-            if len(group) > 1:
-                half = len(group) // 2
-                parts += [(group[:half], geo), (group[half:], geo)]
-            elif geo is None and self.query.has_geo is None:
-                parts += [(group, "1"), (group, "0")]
+            parts = max(2, min(16, math.ceil(page.total / (0.6 * page.per_page))))
+            finer = _taken_ranges(self._page_taken, parts, low, high)
+            if len(finer) > 1:
+                queue += finer
             else:
-                self._page_exhaustively(second, narrow, page)
+                self._drain_by_licence(second, narrow)
         self._cover(
             second,
             second,
@@ -232,21 +235,32 @@ class Harvest:
             self.calls - calls_before,
         )
 
+    def _drain_by_licence(self, second: int, narrow: dict[str, str]) -> None:
+        queue = [tuple(self.query.licenses or ALL_LICENSES)]
+        while queue:
+            group = queue.pop()
+            part = {**narrow, "license": ",".join(map(str, group))}
+            page = self._search(second, second, **part)
+            self._take(page.photos, second, second)
+            if len(page.photos) < page.per_page or page.per_page <= 0:
+                continue
+            if len(group) > 1:
+                queue += [group[: len(group) // 2], group[len(group) // 2 :]]
+            else:
+                self._page_exhaustively(second, part, page)
+
     def _page_exhaustively(self, second: int, narrow: dict[str, str], first: SearchPage) -> None:
-        """Last resort for a part that no filter can split: page through it until a pass adds nothing."""
+        """Last resort for a part no filter can split: page through it until two passes add nothing."""
         pages = max(1, min(first.pages, RESULT_CAP // max(1, first.per_page)))
-        log.warning(
-            "upload second %s still holds more than a page for %s; paging %s pages until nothing new appears",
-            second,
-            narrow,
-            pages,
-        )
-        for _attempt in range(5):
+        log.warning("upload second %s: %s still holds more than a page; paging it %s times", second, narrow, pages)
+        quiet = 0
+        for _attempt in range(10):
             before = self.new_rows
             for number in range(1, pages + 1):
                 page = self._search(second, second, page=number, **narrow)
                 self._take(page.photos, second, second)
-            if self.new_rows == before:
+            quiet = quiet + 1 if self.new_rows == before else 0
+            if quiet == 2:
                 return
 
     # --- bookkeeping ---------------------------------------------------------------------------
@@ -287,3 +301,32 @@ class Harvest:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return int(moment.timestamp())
+
+
+def _taken_ranges(
+    taken: list[datetime | None], parts: int, low: datetime | None, high: datetime | None
+) -> list[tuple[datetime | None, datetime | None]]:
+    """Split ``[low, high]`` (None: open) into up to ``parts`` adjacent ranges at quantiles of ``taken``."""
+    dates = sorted({t for t in taken if t is not None and (low is None or t >= low) and (high is None or t <= high)})
+    cuts: list[datetime] = []
+    for i in range(1, parts):
+        cut = dates[min(len(dates) - 1, (i * len(dates)) // parts)] if dates else None
+        if cut is not None and cut != dates[0] and (not cuts or cut > cuts[-1]):
+            cuts.append(cut)
+    if not cuts:
+        return [(low, high)]
+    ranges = []
+    for i in range(len(cuts) + 1):
+        start = low if i == 0 else cuts[i - 1]
+        stop = cuts[i] - timedelta(seconds=1) if i < len(cuts) else high
+        ranges.append((start, stop))
+    return ranges
+
+
+def _taken_arguments(low: datetime | None, high: datetime | None) -> dict[str, str]:
+    arguments = {}
+    if low is not None:
+        arguments["min_taken_date"] = low.strftime("%Y-%m-%d %H:%M:%S")
+    if high is not None:
+        arguments["max_taken_date"] = high.strftime("%Y-%m-%d %H:%M:%S")
+    return arguments
