@@ -32,11 +32,19 @@ FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
 
 log = logging.getLogger(__name__)
 
-# oauthlib / requests_oauthlib log the signed Authorization header (which holds the key) at DEBUG, and
-# flickrapi dumps every non-200 body at ERROR. Cap them so a DEBUG root logger can never print the key.
-for _name in ("oauthlib", "requests_oauthlib"):
+# oauthlib / requests_oauthlib log the signed Authorization header (which holds the key) at DEBUG, flickrapi
+# logs repr(FlickrAPI) (which holds the key) at DEBUG and dumps every non-200 body at ERROR. Cap them so a
+# DEBUG root logger can never print the key.
+for _name in ("oauthlib", "requests_oauthlib", "flickrapi"):
     logging.getLogger(_name).setLevel(logging.INFO)
 logging.getLogger("flickrapi.auth").setLevel(logging.CRITICAL)
+
+
+class _FlickrAPI(flickrapi.FlickrAPI):
+    """flickrapi's class, minus the API key in its repr."""
+
+    def __repr__(self) -> str:
+        return "[FlickrAPI]"
 
 
 class Limiter(Protocol):
@@ -126,7 +134,7 @@ class FlickrClient:
         self.stats = ClientStats()
         self._last = threading.local()
 
-        self._api = flickrapi.FlickrAPI(self._key, self._secret, format="parsed-json", store_token=False)
+        self._api = _FlickrAPI(self._key, self._secret, format="parsed-json", store_token=False)
         self._api.REST_URL = rest_url
         session = requests.Session()
         session.hooks["response"].append(self._record_response)

@@ -1,0 +1,145 @@
+"""FlickrClient over real HTTP against the simulator: shapes, error classes, retries, Retry-After, no key leaks."""
+
+import json
+import logging
+import time
+
+import pytest
+
+from flickr_assets.flickr.client import FlickrClient
+from flickr_assets.flickr.errors import PermanentFlickrError, TransientFlickrError
+from flickr_assets.flickr.ratelimit import ApiBudget
+from flickr_assets.simulator import DEMO_API_KEY, DEMO_API_SECRET, Budget, Faults, Simulator
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+def client_for(sim, key=DEMO_API_KEY, **options) -> FlickrClient:
+    options.setdefault("backoff_base", 0.01)
+    return FlickrClient(key, DEMO_API_SECRET, rest_url=sim.rest_url, **options)
+
+
+def test_echo_and_search_shapes(sim):
+    client = client_for(sim)
+    assert client.call("flickr.test.echo", foo="bar")["foo"]["_content"] == "bar"
+    page = client.search(text="eiffel tower", has_geo="1", per_page="500", extras="date_upload")
+    assert page.page == 1 and page.per_page == 250  # geo queries get 250 per page
+    assert page.total == len(sim.truth.search_ids(text="eiffel tower", has_geo=True))
+    assert page.pages == -(-page.total // 250) and len(page.photos) == 250
+    assert client.stats.calls == 2 and client.stats.retries == 0
+
+
+@pytest.mark.parametrize("key", ["0123456789abcdef0123456789abcdef", "not-a-key"])
+def test_invalid_key_fails_in_one_call_with_a_clear_message(sim, key):
+    client = client_for(sim, key=key)
+    with pytest.raises(PermanentFlickrError) as caught:
+        client.search(text="colosseum")
+    message = str(caught.value)
+    assert message.startswith("Flickr rejected FLICKR_API_KEY: Invalid API Key") and "\n" not in message
+    assert key not in message and DEMO_API_SECRET not in message
+    assert caught.value.code == 100
+    assert sim.stats.snapshot()["rest_calls"] == 1 and client.stats.retries == 0
+
+
+def test_missing_key_names_the_setting():
+    with pytest.raises(PermanentFlickrError, match="FLICKR_API_KEY is not set"):
+        FlickrClient("", "secret")
+
+
+def test_unknown_method_is_permanent(sim):
+    client = client_for(sim)
+    with pytest.raises(PermanentFlickrError, match="error 112") as caught:
+        client.call("flickr.photos.doesNotExist")
+    assert caught.value.code == 112 and client.stats.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("faults", "kind"),
+    [
+        (Faults(rest_5xx=1.0), "http_5"),
+        (Faults(api_error=1.0), "api_"),
+        (Faults(bad_body=1.0), "bad_body"),
+        (Faults(drop=1.0), "connection"),
+    ],
+)
+def test_transient_failures_are_retried_then_reported(sim, faults, kind):
+    sim.faults = faults
+    sleeps = Sleeps()
+    client = client_for(sim, max_attempts=3, sleep=sleeps)
+    with pytest.raises(TransientFlickrError, match="gave up after 3 attempts"):
+        client.search(text="colosseum")
+    assert client.stats.calls == 3 and client.stats.retries == 2 and len(sleeps.delays) == 2
+    assert all(name.startswith(kind) for name in client.stats.errors), client.stats.errors
+    assert sim.stats.snapshot()["rest_calls"] == 3
+
+
+def test_timeouts_are_retried(sim):
+    sim.faults = Faults(slow=1.0, slow_seconds=0.6)
+    client = client_for(sim, max_attempts=2, timeout=0.2, sleep=Sleeps())
+    with pytest.raises(TransientFlickrError, match="did not answer"):
+        client.search(text="colosseum")
+    assert client.stats.errors["timeout"] == 2
+
+
+def test_retry_after_is_honoured_and_shared_through_the_budget(sim, tmp_path):
+    sim.faults = Faults(rest_429=1.0, retry_after=3)
+    sleeps = Sleeps()
+    budget = ApiBudget(tmp_path / ".state", calls_per_hour=360_000)
+    client = client_for(sim, max_attempts=3, sleep=sleeps, limiter=budget)
+    before = time.time()
+    with pytest.raises(TransientFlickrError, match="429"):
+        client.search(text="colosseum")
+    assert sleeps.delays and all(delay >= 3 for delay in sleeps.delays)
+    state = json.loads((tmp_path / ".state" / "api_budget.json").read_text())
+    assert state["blocked_until"] >= before + 3  # every process on this data folder now waits too
+    assert client.stats.errors["http_429"] == 3
+
+
+def test_backoff_is_exponential_with_full_jitter_and_capped(sim):
+    sim.faults = Faults(rest_5xx=1.0)
+    sleeps = Sleeps()
+    client = client_for(sim, max_attempts=7, backoff_base=1.0, backoff_max=8.0, sleep=sleeps)
+    with pytest.raises(TransientFlickrError):
+        client.search(text="colosseum")
+    caps = [1, 2, 4, 8, 8, 8]
+    assert len(sleeps.delays) == 6 and all(0 <= d <= cap for d, cap in zip(sleeps.delays, caps, strict=True))
+
+
+def test_faulty_server_still_answers_through_retries(sim):
+    sim.faults = Faults(seed=3, rest_5xx=0.2, rest_429=0.1, api_error=0.1, bad_body=0.05, drop=0.05, retry_after=0)
+    client = client_for(sim, max_attempts=10, sleep=Sleeps())
+    pages = [client.search(text="stonehenge", has_geo="1") for _ in range(20)]
+    assert all(page.total == pages[0].total for page in pages)
+    assert client.stats.retries > 0 and client.stats.calls == 20 + client.stats.retries
+
+
+def test_expired_key_after_overspending_is_permanent(simulator_cache):
+    budget = Budget(calls=3, window_seconds=60, expire_after=2)
+    with Simulator(seed=7, cache_dir=simulator_cache, budget=budget) as sim:
+        client = client_for(sim, max_attempts=10, sleep=Sleeps())
+        for _ in range(3):
+            client.search(text="colosseum")
+        with pytest.raises(PermanentFlickrError, match=r"Key has expired") as caught:
+            client.search(text="colosseum")
+    assert caught.value.code == 100 and "FLICKR_API_KEY" in str(caught.value)
+    assert client.stats.errors["http_429"] == 2 and client.stats.errors["api_100"] == 1
+
+
+def test_the_key_never_reaches_logs_or_errors(sim, caplog):
+    logging.getLogger().setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)
+    sim.faults = Faults(rest_429=0.5, rest_5xx=0.3, seed=1, retry_after=0)
+    client = client_for(sim, max_attempts=10, sleep=Sleeps())
+    client.search(text="colosseum")
+    with pytest.raises(PermanentFlickrError) as caught:
+        client_for(sim, key="f" * 32).search(text="colosseum")
+    text = caplog.text + str(caught.value) + repr(client)
+    assert "urllib3" in caplog.text or "retrying" in caplog.text  # debug logging was really on
+    for secret in (DEMO_API_KEY, DEMO_API_SECRET, "f" * 32):
+        assert secret not in text
