@@ -56,11 +56,13 @@ def test_a_partition_materialised_from_the_ui_succeeds_and_shows_its_metadata(pi
     env = {**os.environ, **pipeline_env, "FLICKR_KEYWORDS_FILE": str(SAMPLE_KEYWORDS)}
     layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
     (shots := tmp_path / "screenshots").mkdir()
+    docs = _docs_folder()
     server = DagsterDev(REPO, env, tmp_path / "dagster-dev.log", BIN / "dagster")
     try:
         ready_s = server.start(timeout=90)
         evidence = Evidence(shots, server)
-        with sync_playwright() as playwright, open_browser(playwright) as page:
+        # The README's pictures at twice the pixel density, so that the small graph nodes stay readable.
+        with sync_playwright() as playwright, open_browser(playwright, scale=2 if docs else 1) as page:
             ui = DagsterUi(page, server.base_url)
 
             with evidence.step(page, "open the asset graph"):
@@ -69,8 +71,9 @@ def test_a_partition_materialised_from_the_ui_succeeds_and_shows_its_metadata(pi
             assert list_runs(server.base_url) == [], evidence.describe()
 
             with evidence.step(page, f"materialise photo_records[{KEYWORD}] through the partition dialog"):
-                ui.materialize_partition("photo_records", KEYWORD)
-                evidence.shot(page, "launched")
+                short_id = ui.materialize_partition(
+                    "photo_records", KEYWORD, on_toast=lambda: evidence.shot(page, "launched")
+                )
 
             runs = list_runs(server.base_url)
             assert len(runs) == 1, f"expected one run launched from the page, found {runs}\n{evidence.describe()}"
@@ -78,9 +81,10 @@ def test_a_partition_materialised_from_the_ui_succeeds_and_shows_its_metadata(pi
             assert run["tags"].get("dagster/partition") == KEYWORD, evidence.describe()
             assert run["tags"].get("dagster/from_ui") == "true", evidence.describe()
             assert run["assets"] == ["photo_records"], evidence.describe()
+            assert run["run_id"].startswith(short_id), f"toast names run {short_id}, not {run['run_id']}"
+            assert run["run_id"] in page.url, f"the toast's View opened {page.url}\n{evidence.describe()}"
             status = wait_for_run(server.base_url, run["run_id"], timeout=180)
-            with evidence.step(page, "open the run page"):
-                ui.open(f"/runs/{run['run_id']}")
+            with evidence.step(page, f"the run page shows {status}"):
                 page.get_by_text(status.title(), exact=True).first.wait_for()
                 evidence.shot(page, "run")
             assert status == "SUCCESS", f"run {run['run_id']} ended {status}\n{evidence.describe()}"
@@ -99,9 +103,9 @@ def test_a_partition_materialised_from_the_ui_succeeds_and_shows_its_metadata(pi
             with evidence.step(page, "the asset graph after the run"):
                 ui.asset_graph("flickr", ASSETS)
                 page.get_by_text("33% filled").first.wait_for()  # one of three keyword partitions
-                graph_shot = evidence.shot(page, "asset-graph-after")
+                graph_shot = evidence.shot(page, "asset-graph-after", clip=ui.graph_clip(ASSETS))
 
-        if docs := _docs_folder():
+        if docs:
             docs.mkdir(exist_ok=True)
             shutil.copyfile(graph_shot, docs / "asset-graph.png")
             shutil.copyfile(metadata_shot, docs / "asset-metadata.png")

@@ -6,12 +6,13 @@ does (buttons, dialogs, tabs), and ``Evidence`` keeps the screenshots and the se
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,17 @@ class DagsterDev:
         started = time.monotonic()
         cmd = [str(self._dagster), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)]
         with self.log_path.open("wb") as log:
-            # A new session: SIGINT/SIGTERM are not inherited as ignored, and the whole group can be killed.
+            # A new session, so that the whole group can be killed at the end; and default SIGINT/SIGTERM
+            # handling, since a shell without job control (`pytest &` in a script) passes them on ignored and
+            # dagster dev would then ignore the SIGINT that stops it (dagster-notes 9).
             self._process = subprocess.Popen(
-                cmd, cwd=self._repo, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                cwd=self._repo,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_default_stop_signals,
             )
         deadline = started + timeout
         last = "no answer yet"
@@ -175,6 +184,11 @@ class DagsterDev:
             return self.log_path.read_text(errors="replace")[-chars:]
         except FileNotFoundError:
             return "(no log)"
+
+
+def _default_stop_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _group_alive(pgid: int) -> bool:
@@ -244,8 +258,9 @@ class Evidence:
 
 
 @contextmanager
-def open_browser(playwright: Any, viewport: tuple[int, int] = (1400, 900)) -> Iterator[Any]:
-    """A page in Debian's headless Chromium with a fresh profile, closed afterwards."""
+def open_browser(playwright: Any, viewport: tuple[int, int] = (1400, 900), scale: float = 1) -> Iterator[Any]:
+    """A page in Debian's headless Chromium with a fresh profile, closed afterwards (``scale``: pixels per
+    CSS pixel of the screenshots)."""
     with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
         context = playwright.chromium.launch_persistent_context(
             profile,
@@ -253,6 +268,7 @@ def open_browser(playwright: Any, viewport: tuple[int, int] = (1400, 900)) -> It
             args=CHROMIUM_ARGS,
             headless=True,
             viewport={"width": viewport[0], "height": viewport[1]},
+            device_scale_factor=scale,
         )
         try:
             page = context.new_page()
@@ -287,8 +303,10 @@ class DagsterUi:
             self.page.locator("svg, div").get_by_text(asset, exact=True).last.wait_for()
         self.page.get_by_text("Loading...").first.wait_for(state="hidden")
 
-    def materialize_partition(self, asset: str, partition: str) -> None:
-        """Asset page → Materialize… → pick ``partition`` in the partition dialog → Launch 1 run."""
+    def materialize_partition(self, asset: str, partition: str, on_toast: Callable[[], object] | None = None) -> str:
+        """Asset page → Materialize… → pick ``partition`` in the partition dialog → Launch 1 run → View on the
+        "Launched run …" toast (``on_toast`` is called while it shows). Returns the short run ID the toast
+        named; the page is then the run's page."""
         page = self.page
         self.open(f"/assets/{asset}")
         page.get_by_role("button", name="Materialize…").click()
@@ -299,6 +317,31 @@ class DagsterUi:
         dialog.get_by_text("1 partition", exact=True).wait_for()
         dialog.get_by_role("button", name="Launch 1 run").click()
         dialog.wait_for(state="hidden", timeout=60_000)
+        # The toast goes away after a few seconds unless the pointer rests on it.
+        launched = re.compile(r"Launched run ([0-9a-f]{8})")
+        view = page.get_by_role("button", name="View", exact=True).or_(page.get_by_role("link", name="View"))
+        toast = page.locator("div").filter(has_text=launched).filter(has=view).last
+        toast.hover()
+        short_id = launched.search(toast.inner_text()).group(1)
+        if on_toast:
+            on_toast()
+        toast.locator(view).first.click()
+        page.wait_for_url(re.compile(rf"/runs/{short_id}[0-9a-f-]{{28}}"))
+        return short_id
+
+    def graph_clip(self, assets: list[str], margin: int = 40) -> dict[str, float]:
+        """The part of the graph page around the nodes of ``assets`` (for a readable README picture)."""
+        page = self.page
+        boxes = [
+            page.locator("div").filter(has=page.get_by_text(asset, exact=True)).filter(has_text="Latest event").last
+            for asset in assets
+        ]
+        boxes = [node.bounding_box() for node in boxes]
+        left = max(min(box["x"] for box in boxes) - margin, 0)
+        top = max(min(box["y"] for box in boxes) - margin, 0)
+        right = max(box["x"] + box["width"] for box in boxes) + margin // 2  # the zoom buttons are close
+        bottom = max(box["y"] + box["height"] for box in boxes) + margin  # the kind tags sit under the nodes
+        return {"x": left, "y": top, "width": right - left, "height": bottom - top}
 
     def partition_metadata(self, asset: str, partition: str, key: str) -> dict[str, str]:
         """Asset page → Partitions tab → the partition; waits for the metadata entry ``key`` and returns the
