@@ -132,8 +132,7 @@ def test_expired_key_after_overspending_is_permanent(simulator_cache):
 
 
 def test_the_key_never_reaches_logs_or_errors(sim, caplog):
-    logging.getLogger().setLevel(logging.DEBUG)
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG)  # the root logger at DEBUG, restored after the test
     sim.faults = Faults(rest_429=0.5, rest_5xx=0.3, seed=1, retry_after=0)
     client = client_for(sim, max_attempts=10, sleep=Sleeps())
     client.search(text="colosseum")

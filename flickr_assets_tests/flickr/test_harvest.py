@@ -169,6 +169,7 @@ def test_interrupted_run_keeps_the_old_file_and_the_next_run_completes(sim, tmp_
     assert not (layout.records_dir(query.keyword) / ".harvest.killed.tmp").exists()
 
 
+@pytest.mark.slow
 def test_progress_is_reported_at_least_every_ten_calls(sim, tmp_path):
     layout = DataLayout.at(tmp_path)
     reports = []
