@@ -61,7 +61,7 @@ class _Progress:
     group_name="flickr",
     kinds={"parquet"},
     retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-    description="Every photo Flickr holds for the keyword, one row per photo ID (records/keyword=<k>/photos.parquet).",
+    description="Every photo Flickr holds for the keyword, one row per photo ID (`records/keyword=KEYWORD/photos.parquet`).",
 )
 def photo_records(
     context: dg.AssetExecutionContext,
