@@ -2,11 +2,11 @@
 
 A photo stored under several keywords gets one manifest row: an ``ok`` row first, then the row of the
 keyword that holds its newest record, then the alphabetically first keyword. SHA-256 digests are kept
-as 32 raw bytes (not 64-character strings) and image paths are read only when the catalog is written.
+as 32 raw bytes (not 64-character strings); each manifest is read once, its chosen paths kept.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from flickr_assets.catalog.grouping import RecordGroups
 from flickr_assets.catalog.sources import SourceFile
 
-IMAGE_COLUMNS = ("photo_id", "status", "sha256", "phash", "stored_width", "stored_height")
+IMAGE_COLUMNS = ("photo_id", "status", "sha256", "phash", "stored_width", "stored_height", "path")
 OK = "ok"
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_VALUES = np.full(256, 255, dtype=np.uint8)
@@ -39,6 +39,7 @@ class ImageChoice:
     width: np.ndarray  # int32, -1 when unknown
     height: np.ndarray  # int32, -1 when unknown
     orphan_rows: int  # manifest rows whose photo has no record in the keywords read
+    paths: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))  # string (U,), null when none
 
     @property
     def ok(self) -> np.ndarray:
@@ -103,6 +104,10 @@ def choose_images(
         orphan_rows=0,
     )
     best = np.full(u, -1, np.int8)
+    # Chosen paths of every manifest in turn; a photo's latest choice wins (its position is kept).
+    path_pieces: list[pa.Array] = []
+    path_at = np.full(u, -1, np.int64)
+    path_count = 0
     for index, source in enumerate(manifests):
         if source is None:
             continue
@@ -130,6 +135,12 @@ def choose_images(
         else:
             digest, valid = np.zeros((len(rows), 32), np.uint8), np.zeros(len(rows), bool)
         choice.sha[target], choice.has_sha[target] = digest, valid
+        if "path" in table.column_names:
+            path_pieces.append(table["path"].cast(pa.string()).take(pa.array(rows)).combine_chunks())
+            path_at[target] = path_count + np.arange(len(rows))
+            path_count += len(rows)
+        else:
+            path_at[target] = -1
         for name, values, mask in (
             ("phash", choice.phash, choice.has_phash),
             ("stored_width", choice.width, None),
@@ -141,50 +152,7 @@ def choose_images(
                 mask[target] = valid[rows]
         if on_file:
             on_file(index + 1)
+    paths = pa.concat_arrays([pa.array([], pa.string()), *path_pieces])
+    del path_pieces
+    choice.paths = paths.take(pa.array(path_at, mask=path_at < 0))
     return choice
-
-
-class ImagePaths:
-    """Serves the chosen image paths keyword by keyword, while the catalog is written.
-
-    Paths of images chosen from another keyword than the photo's record are gathered up front (they
-    are few: a photo whose newest record's keyword has no ``ok`` image); the rest come from the
-    manifest of the keyword being written.
-    """
-
-    def __init__(self, manifests: list[SourceFile | None], groups: RecordGroups, choice: ImageChoice) -> None:
-        self._manifests = manifests
-        self._choice = choice
-        foreign = np.flatnonzero((choice.file >= 0) & (choice.file != groups.record_file))
-        photos, paths = [np.empty(0, np.int64)], [pa.array([], pa.string())]
-        for index in np.unique(choice.file[foreign]):
-            mine = foreign[choice.file[foreign] == index]
-            photos.append(mine)
-            paths.append(self._read(int(index), choice.row[mine]))
-        self._foreign_photos = np.concatenate(photos)
-        order = np.argsort(self._foreign_photos)
-        self._foreign_photos = self._foreign_photos[order]
-        self._foreign_paths = pa.concat_arrays(paths).take(pa.array(order))
-
-    def _read(self, index: int, rows: np.ndarray) -> pa.Array:
-        source = self._manifests[index]
-        assert source is not None  # a chosen row always comes from an existing manifest
-        table = source.open(("path",))
-        if "path" not in table.column_names:
-            return pa.nulls(len(rows), pa.string())
-        return table["path"].cast(pa.string()).take(pa.array(rows)).combine_chunks()
-
-    def paths(self, index: int, photos: np.ndarray) -> pa.Array:
-        """Image paths of ``photos`` (ascending photo indices whose record is in keyword ``index``)."""
-        source_file = self._choice.file[photos]
-        local = np.flatnonzero(source_file == index)
-        foreign = np.flatnonzero((source_file >= 0) & (source_file != index))
-        pieces = [pa.nulls(1, pa.string())]  # position 0: the null every photo without an image takes
-        if len(local):
-            pieces.append(self._read(index, self._choice.row[photos[local]]))
-        where = np.searchsorted(self._foreign_photos, photos[foreign])
-        pieces.append(self._foreign_paths.take(pa.array(where, type=pa.int64())))
-        pick = np.zeros(len(photos), dtype=np.int64)
-        pick[local] = 1 + np.arange(len(local))
-        pick[foreign] = 1 + len(local) + np.arange(len(foreign))
-        return pa.concat_arrays(pieces).take(pa.array(pick))

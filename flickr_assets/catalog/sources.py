@@ -24,6 +24,7 @@ class SourceFile:
 
     path: Path
     _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+    _metadata: pq.FileMetaData | None = field(default=None, repr=False)  # footer, parsed once
 
     def open(self, columns: Sequence[str], required: Sequence[str] = ()) -> pa.Table:
         """Read ``columns`` (those present) from the file; the first read fixes its identity."""
@@ -33,7 +34,8 @@ class SourceFile:
         elif stamp != self._stamp:
             raise CatalogError(f"{self.path}: the file changed while the catalog was being built; run it again")
         try:
-            with pq.ParquetFile(self.path) as parquet:
+            with pq.ParquetFile(self.path, metadata=self._metadata) as parquet:
+                self._metadata = parquet.metadata
                 names = parquet.schema_arrow.names
                 missing = [name for name in required if name not in names]
                 if missing:

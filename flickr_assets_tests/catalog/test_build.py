@@ -149,3 +149,17 @@ def test_records_without_photo_ids_are_refused(layout):
     pq.write_table(pa.table({"title": ["x"]}), layout.records_file(PARIS))
     with pytest.raises(CatalogError, match=r"keyword=paris/photos\.parquet: missing column\(s\) photo_id"):
         build_catalog(layout)
+
+
+def test_row_groups_spanning_keywords_and_codec_give_the_same_rows(layout, monkeypatch):
+    plant(layout)
+    build_catalog(layout)
+    expected = rows_by_id(layout)
+    monkeypatch.setattr("flickr_assets.catalog.build.ROW_GROUP_ROWS", 2)  # a row group every few photos
+    build_catalog(layout, compression="snappy")
+    parquet = pq.ParquetFile(layout.catalog_file)
+    assert parquet.num_row_groups >= 3
+    assert parquet.metadata.row_group(0).column(0).compression == "SNAPPY"
+    assert rows_by_id(layout) == expected
+    build_catalog(layout)
+    assert pq.ParquetFile(layout.catalog_file).metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
