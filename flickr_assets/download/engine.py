@@ -121,7 +121,13 @@ class _Run:
         self._processor: ImageProcessor | None = None
         self._processor_lock = threading.Lock()
         limiter = HostLimiter(options.per_host, options.per_host_original, options.original_interval)
-        fetcher = Fetcher(limiter, options.timeout, options.user_agent, options.retry_after_max)
+        fetcher = Fetcher(
+            limiter,
+            options.timeout,
+            options.user_agent,
+            options.retry_after_max,
+            max(options.per_host, options.fetchers),
+        )
         self.context = PhotoContext(layout, keyword, options, fetcher, self.processor, elsewhere)
 
     def processor(self) -> ImageProcessor:

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
 
 from flickr_assets.download.classify import (
     describe_body,
@@ -116,7 +115,8 @@ class HostLimiter:
 
 
 class Fetcher:
-    """Makes single attempts at image URLs; one keep-alive ``requests.Session`` per thread."""
+    """Makes single attempts at image URLs over one shared keep-alive connection pool (urllib3, thread-safe;
+    a third of the CPU per request of ``requests``, which matters when the CPU is the bottleneck)."""
 
     def __init__(
         self,
@@ -124,35 +124,23 @@ class Fetcher:
         timeout: float,
         user_agent: str,
         retry_after_max: float,
+        connections_per_host: int = 16,
     ) -> None:
         self._limiter = limiter
-        self._timeout = timeout
-        self._headers = {"User-Agent": user_agent, "Accept": "image/*"}
         self._retry_after_max = retry_after_max
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._sessions_lock = threading.Lock()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            # Retries are ours (status-aware, with backoff), so urllib3 must not add its own.
-            adapter = HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers.update(self._headers)
-            self._local.session = session
-            with self._sessions_lock:
-                self._sessions.append(session)
-        return session
+        # Retries are ours (status-aware, with backoff), so urllib3 must not add its own.
+        self._pool = urllib3.PoolManager(
+            num_pools=32,
+            maxsize=connections_per_host,
+            block=False,
+            retries=False,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            headers={"User-Agent": user_agent, "Accept": "image/*"},
+        )
 
     def close(self) -> None:
-        """Close every thread's connections."""
-        with self._sessions_lock:
-            for session in self._sessions:
-                session.close()
-            self._sessions.clear()
+        """Close every pooled connection."""
+        self._pool.clear()
 
     def get(self, url: str) -> Answer:
         """One attempt at ``url``: redirects followed by hand, the answer classified."""
@@ -162,14 +150,14 @@ class Fetcher:
             requests_made += 1
             with self._limiter.slot(url):
                 try:
-                    response = self._session().get(url, timeout=self._timeout, allow_redirects=False)
-                    body = response.content
-                except requests.Timeout:
+                    response = self._pool.request("GET", url, redirect=False, retries=False)
+                    body = response.data
+                except urllib3.exceptions.TimeoutError:
                     return Answer("retry", url, "timeout", requests=requests_made, bytes_received=received)
-                except requests.RequestException as error:
+                except urllib3.exceptions.HTTPError as error:
                     return Answer("retry", url, _network_reason(error), requests=requests_made, bytes_received=received)
             received += len(body)
-            status = response.status_code
+            status = response.status
             if 300 <= status < 400:
                 location = response.headers.get("Location")
                 if not location:
@@ -186,7 +174,7 @@ class Fetcher:
             return answer
         return Answer("refused", url, f"more than {MAX_REDIRECTS} redirects", requests=requests_made)
 
-    def _classify(self, url: str, status: int, response: requests.Response, body: bytes) -> Answer:
+    def _classify(self, url: str, status: int, response: urllib3.BaseHTTPResponse, body: bytes) -> Answer:
         if is_missing_status(status):
             return Answer("not_found", url, f"HTTP {status}", status=status)
         if is_retryable_status(status):
@@ -213,10 +201,10 @@ class Fetcher:
         return Answer("body", url, body=body, status=status)
 
 
-def _network_reason(error: requests.RequestException) -> str:
+def _network_reason(error: urllib3.exceptions.HTTPError) -> str:
     text = str(error)
-    if "IncompleteRead" in text or "Connection broken" in text:
+    if isinstance(error, urllib3.exceptions.ProtocolError) and ("IncompleteRead" in text or "broken" in text):
         return "truncated body (connection broken)"
-    if isinstance(error, requests.ConnectionError):
+    if isinstance(error, urllib3.exceptions.ProtocolError | urllib3.exceptions.NewConnectionError):
         return "connection error"
     return f"request error ({type(error).__name__})"

@@ -5,21 +5,18 @@ before the row is returned, so a row in the journal always means its file is com
 """
 
 import datetime as dt
-import hashlib
 import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from flickr_assets.download.fetch import Fetcher
 from flickr_assets.download.options import DownloadOptions
 from flickr_assets.download.plan import Task, known_too_small
 from flickr_assets.download.reuse import COPIED_COLUMNS, link_stored
-from flickr_assets.download.workers import ImageProcessor, ProcessingCrashed
-from flickr_assets.imaging import InvalidImage, ProcessedImage
-from flickr_assets.storage.atomic import write_bytes
+from flickr_assets.download.workers import ImageProcessor, ProcessingCrashed, StoredImage
+from flickr_assets.imaging import InvalidImage
 from flickr_assets.storage.layout import DataLayout
 
 
@@ -101,7 +98,7 @@ def handle_photo(ctx: PhotoContext, task: Task) -> dict | None:
         if answer.kind == "body":
             assert answer.body is not None
             try:
-                result = ctx.processor().process(answer.body, metadata)
+                result = ctx.processor().process(answer.body, metadata, destination)
             except InvalidImage as error:
                 decode_errors.append(str(error))
                 reason = f"undecodable image: {error}"
@@ -116,13 +113,13 @@ def handle_photo(ctx: PhotoContext, task: Task) -> dict | None:
                 continue
             except Exception as error:  # a processing bug is not the image's fault: retry on the next run
                 return _finish(row | {"reason": f"processing error: {type(error).__name__}: {error}"}, started)
-            return _finish(_stored_row(row, result, destination), started)
+            return _finish(_stored_row(row, result), started)
         _pause(ctx, row["attempts"], answer.retry_after)
     return _finish(row | {"reason": f"gave up after {row['attempts']} attempts: {reason}"}, started)
 
 
-def _stored_row(row: dict, result: ProcessedImage, destination: Path) -> dict:
-    """The row of a processed image: ``ok`` (file written atomically) or ``too_small`` (nothing stored)."""
+def _stored_row(row: dict, result: StoredImage) -> dict:
+    """The row of a processed image: ``ok`` (the worker has written the file) or ``too_small`` (nothing)."""
     width, height = result.original_size
     out = row | {"original_width": width, "original_height": height, "reencoded": result.reencoded}
     box = result.crop_box
@@ -132,15 +129,14 @@ def _stored_row(row: dict, result: ProcessedImage, destination: Path) -> dict:
         stored = result.stored_size
         size = f"{stored[0]}x{stored[1]}" if stored else f"{width}x{height}"
         return out | {"status": "too_small", "reason": f"image is {size} after frame removal/resizing", "path": None}
-    data: bytes = result.jpeg
-    write_bytes(destination, data)
+    assert result.stored_size is not None and result.sha256 is not None
     stored_w, stored_h = result.stored_size
     return out | {
         "status": "ok",
         "reason": None,
         "stored_width": stored_w,
         "stored_height": stored_h,
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": result.sha256,
         "phash": result.phash,
     }
 
