@@ -23,11 +23,12 @@ class FrameRules:
 
     max_fraction: float = 0.25  # a side's frame never exceeds this share of the image
     line_std: float = 10.0  # a frame line's pixels vary at most this much (noise, JPEG)
-    color_tol: float = 5.0  # every line of a layer has the first line's average colour within this
+    color_tol: float = 10.0  # a layer's lines share its first clean line's average colour within this
     step: float = 16.0  # ... and the content inside differs on average by at least this,
     pixel_diff: float = 32.0  # ... or at least `pixel_share` of its pixels differ by more than this
     pixel_share: float = 0.5
     skip: int = 2  # lines between frame and the inside band that may be blurred by resampling or JPEG
+    lead: int = 3  # lines at the start of an inner layer that may blend it with the outer one
     band: int = 3  # lines of content compared with the frame
     min_run: int = 1
 
@@ -44,23 +45,40 @@ def _lines(pixels: np.ndarray, box: Box, side: int, depth: int) -> np.ndarray:
     return pixels[top:bottom, right - depth : right][:, ::-1].transpose(1, 0, 2)
 
 
-def _run(pixels: np.ndarray, box: Box, side: int, limit: int, rules: FrameRules) -> tuple[int, np.ndarray]:
-    """Length of the run of uniform same-coloured lines at the edge (``limit`` + 1 if it goes on) and line means.
+def _best_run(means: np.ndarray, uniform: np.ndarray, rules: FrameRules) -> tuple[int, int]:
+    """(length, lead) of the longest run over the lines given, trying 0..``rules.lead`` blended lead-in lines."""
+    best = (0, 0)
+    for lead in range(min(rules.lead, len(means) - 1) + 1):
+        if not uniform[lead]:
+            break
+        colour = np.median(means[lead : lead + 3], axis=0)
+        ok = uniform & (np.abs(means - colour).max(axis=1) <= rules.color_tol)
+        ok[:lead] = True
+        breaks = np.flatnonzero(~ok)
+        run = int(breaks[0]) if len(breaks) else len(means)
+        if run > best[0]:
+            best = (run, lead)
+    return best
 
-    Looks at a few lines first and more only while the run goes on, so content at the edge costs one line.
+
+def _run(pixels: np.ndarray, box: Box, side: int, limit: int, rules: FrameRules) -> tuple[int, int, np.ndarray]:
+    """The run of uniform same-coloured lines at the edge: (length, blended lead-in lines, line means).
+
+    A layer may start with up to ``rules.lead`` uniform lines of another colour: the blend of the previous
+    layer into this one (JPEG chroma, resampling). The colour is the median of the three lines after them.
+    The length is ``limit`` + 1 when the run goes on. Content at the edge costs one line.
     """
-    depth = 1
+    first = _lines(pixels, box, side, 1).astype(np.float32)[0]
+    if float(first.std(axis=0).max()) > rules.line_std:
+        return 0, 0, first.mean(axis=0)[None]
+    depth = min(8, limit + 1)
     while True:
         lines = _lines(pixels, box, side, depth).astype(np.float32)
         means = lines.mean(axis=1)
         variance = np.square(lines).mean(axis=1) - np.square(means)
-        uniform = variance.max(axis=1) <= rules.line_std**2
-        same = np.abs(means - means[0]).max(axis=1) <= rules.color_tol
-        breaks = np.flatnonzero(~(uniform & same))
-        if len(breaks):
-            return int(breaks[0]), means
-        if depth >= limit + 1:
-            return depth, means
+        run, lead = _best_run(means, variance.max(axis=1) <= rules.line_std**2, rules)
+        if run < depth or depth >= limit + 1:
+            return run, lead, means
         depth = min(depth * 2, limit + 1)
 
 
@@ -71,10 +89,11 @@ def _layer(pixels: np.ndarray, box: Box, side: int, room: int, rules: FrameRules
     room = min(room, extent - rules.skip - rules.band)
     if room < rules.min_run:
         return 0
-    run, means = _run(pixels, box, side, room, rules)
-    if run < rules.min_run or run > room:
+    run, lead, means = _run(pixels, box, side, room, rules)
+    # A blended lead-in must be followed by a real layer, not by one line of content that happens to be flat.
+    if run - lead < (rules.min_run if lead == 0 else max(rules.min_run, 3)) or run > room:
         return 0
-    frame = means[max(0, run - 3) : run].mean(axis=0)
+    frame = means[max(lead, run - 3) : run].mean(axis=0)
     after = _lines(pixels, box, side, run + rules.skip + rules.band)[run:].astype(np.float32)
     inside = after[rules.skip :]
     colour_step = float(np.abs(inside.mean(axis=(0, 1)) - frame).max())

@@ -16,8 +16,8 @@ from flickr_assets.imaging.phash import draft_size, phash_of
 
 #: The reduced-scale decode only decides whether there is a frame; one line may be blurred by the reduction.
 _COARSE = FrameRules(min_run=1)
-#: At working resolution a frame must be at least 2 lines thick.
-_FINE = FrameRules(min_run=2)
+#: At working resolution too: a one-line layer is often the blend between two nested layers.
+_FINE = FrameRules(min_run=1)
 #: Extra pixels cut inside a detected frame edge (like the seed's extra trim for layered frames).
 _MARGIN = 2
 _NESTED_MARGIN = 2
@@ -37,20 +37,24 @@ def _too_small(original: Size, crop: Box | None = None) -> ProcessedImage:
     return ProcessedImage("too_small", None, original, None, crop, reencoded=False, phash=None)
 
 
-def _source_box(frame: Frame, scale: float, size: Size) -> Box:
-    """The content box of ``frame`` (found at ``scale`` source px per analysed px) in source pixels.
+def _source_box(frame: Frame, analysed: Size, size: Size) -> Box:
+    """The content box of ``frame`` (found in an image of size ``analysed``) in source pixels (``size``).
 
     Each cut side moves a margin further in: ringing and resampling blur the frame edge, and a thin inner
     layer of a nested frame can hide in that blur (the seed trimmed extra for layered frames too).
     """
     left, top, right, bottom = frame.box
     width, height = size
-    margin = [_MARGIN + math.ceil(scale) - 1 + (_NESTED_MARGIN if n > 1 else 0) for n in frame.layers]
+    sx, sy = width / analysed[0], height / analysed[1]
+    margin = [
+        _MARGIN + math.ceil(s) - 1 + (_NESTED_MARGIN if n > 1 else 0)
+        for n, s in zip(frame.layers, (sx, sy, sx, sy), strict=True)
+    ]
     return (
-        min(width, math.ceil(left * scale) + margin[0]) if left else 0,
-        min(height, math.ceil(top * scale) + margin[1]) if top else 0,
-        max(0, math.floor(right * scale) - margin[2]) if frame.layers[2] else width,
-        max(0, math.floor(bottom * scale) - margin[3]) if frame.layers[3] else height,
+        min(width, math.ceil(left * sx) + margin[0]) if frame.layers[0] else 0,
+        min(height, math.ceil(top * sy) + margin[1]) if frame.layers[1] else 0,
+        max(0, math.floor(right * sx) - margin[2]) if frame.layers[2] else width,
+        max(0, math.floor(bottom * sy) - margin[3]) if frame.layers[3] else height,
     )
 
 
@@ -86,7 +90,7 @@ def _keep_or_crop(data: bytes, source: Source, metadata: Mapping[str, object], o
         rgb = to_rgb(_decode_upright(data, source, None, reopen=True))
         frame = detect_frame(np.asarray(rgb), _FINE)
         if frame is not None:
-            return _cropped(data, rgb, source, _source_box(frame, 1.0, source.size), metadata, opts)
+            return _cropped(data, rgb, source, _source_box(frame, source.size, source.size), metadata, opts)
     jpeg = splice(data, metadata_segments(metadata))
     return ProcessedImage("ok", jpeg, source.size, source.size, None, reencoded=False, phash=phash_of(coarse))
 
@@ -106,16 +110,16 @@ def _cropped(
     final = _fit(crop_size, opts.max_side)
     if min(final) < opts.min_side:
         return _too_small(source.size, crop)
-    scale = width / working.size[0]
-    if source.is_jpeg and crop_size[0] / scale < final[0] - 0.5:
+    sx, sy = width / working.size[0], height / working.size[1]
+    if source.is_jpeg and (crop_size[0] / sx < final[0] - 0.5 or crop_size[1] / sy < final[1] - 0.5):
         # The draft scale chosen for the whole image is too coarse for the cropped part: decode finer.
         need = (math.ceil(final[0] * width / crop_size[0]), math.ceil(final[1] * height / crop_size[1]))
         working = to_rgb(_decode_upright(data, source, need, reopen=True))
-        scale = width / working.size[0]
-    if final == crop_size and scale == 1:
+        sx, sy = width / working.size[0], height / working.size[1]
+    if final == crop_size and working.size == source.size:
         image = working.crop((left, top, right, bottom)) if crop else working
     else:
-        box = (left / scale, top / scale, right / scale, bottom / scale)
+        box = (left / sx, top / sy, right / sx, bottom / sy)
         image = working.resize(final, Image.Resampling.LANCZOS, box=box)
     encoded = _encode(image, opts.quality, _icc(source, working))
     jpeg = splice(encoded, metadata_segments(metadata))
@@ -126,7 +130,7 @@ def _reencode(data: bytes, source: Source, metadata: Mapping[str, object], opts:
     """Rotate, unframe, resize and encode: JPEGs decoded at the draft scale of the final size."""
     working = to_rgb(_decode_upright(data, source, _fit(source.size, opts.max_side)))
     frame = detect_frame(np.asarray(working), _FINE)
-    crop = None if frame is None else _source_box(frame, source.size[0] / working.size[0], source.size)
+    crop = None if frame is None else _source_box(frame, working.size, source.size)
     return _cropped(data, working, source, crop, metadata, opts)
 
 

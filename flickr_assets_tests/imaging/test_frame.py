@@ -22,6 +22,9 @@ FRAMES = {
     "nested_2": [((14, 14, 14, 14), BLACK), ((8, 8, 8, 8), WHITE)],
     "nested_3": [((12, 12, 12, 12), BLACK), ((6, 6, 6, 6), WHITE), ((4, 4, 4, 4), GREY)],
     "nested_uneven": [((10, 20, 10, 40), WHITE), ((5, 5, 5, 5), BLACK)],
+    # Saturated inner layers: JPEG chroma subsampling blends 2-3 lines between layers.
+    "nested_chroma": [((20, 20, 20, 20), WHITE), ((20, 20, 20, 20), BLACK), ((20, 20, 20, 20), (190, 122, 167))],
+    "nested_violet": [((14, 14, 14, 14), BLACK), ((13, 13, 13, 13), (75, 38, 165))],
 }
 
 
