@@ -61,7 +61,7 @@ def download_keyword(
         removed = remove_stale_temp_files(layout.images_dir(keyword))
         removed += remove_stale_temp_files(layout.manifest_dir(keyword))
         merged = {row["photo_id"]: row for row in read_manifest(layout, keyword).to_pylist()}
-        current = load_rows(layout, keyword)
+        current = load_rows(layout, keyword, merged)
         plan = plan_run(layout, keyword, source, merged, current, options)
         del merged, current
         total = len(plan.tasks)

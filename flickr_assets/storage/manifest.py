@@ -94,9 +94,11 @@ def read_journal(path: Path) -> Iterator[dict]:
                 log.warning("%s:%d: skipping unreadable journal line (%s)", path, number, error)
 
 
-def load_rows(layout: DataLayout, keyword: str) -> dict[int, dict]:
-    """Current row per photo ID: the merged manifest overlaid by the journal."""
-    rows = {row["photo_id"]: row for row in read_manifest(layout, keyword).to_pylist()}
+def load_rows(layout: DataLayout, keyword: str, merged: dict[int, dict] | None = None) -> dict[int, dict]:
+    """Current row per photo ID: the merged manifest (read, or ``merged`` if given) overlaid by the journal."""
+    if merged is None:
+        merged = {row["photo_id"]: row for row in read_manifest(layout, keyword).to_pylist()}
+    rows = dict(merged)
     for row in read_journal(journal_file(layout, keyword)):
         rows[row["photo_id"]] = row
     return rows
