@@ -1,7 +1,6 @@
 """Pure answer-classification rules, per-host manners and option checks."""
 
 import email.utils
-import itertools
 import threading
 import time
 
@@ -85,9 +84,9 @@ def test_per_host_concurrency_caps():
 
 def test_originals_are_spaced_and_a_429_pauses_the_host_for_everyone():
     limiter = HostLimiter(per_host=4, per_host_original=4, original_interval=0.05)
+    began = time.monotonic()
     _, starts = _through_gate(limiter, "http://127.0.0.1:9/1/2_a_o.jpg", threads=5, hold=0.0)
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert min(gaps) >= 0.045
+    assert max(starts) - began >= 4 * 0.05  # five starts need four full intervals, however threads are scheduled
     large = "http://127.0.0.1:9/1/2_a_b.jpg"
     limiter.pause(large, 0.3)
     began = time.monotonic()
