@@ -1,6 +1,5 @@
 """Photos already stored for another keyword: found in the other keywords' manifests, hard-linked."""
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from flickr_assets.storage.atomic import link_or_copy
+from flickr_assets.storage.digest import file_sha256
 from flickr_assets.storage.layout import DataLayout
 
 log = logging.getLogger(__name__)
@@ -67,12 +67,3 @@ def link_stored(layout: DataLayout, other: dict, destination: Path) -> bool:
         return False
     link_or_copy(source, destination)
     return True
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's contents."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

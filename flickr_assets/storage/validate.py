@@ -1,12 +1,12 @@
 """Data-quality rules for the stored tables and files; each returns one line per problem found."""
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from flickr_assets.storage.digest import file_sha256
 from flickr_assets.storage.layout import FILES_PER_SHARD, DataLayout
 
 #: Record columns that must never be null.
@@ -46,7 +46,7 @@ def manifest_problems(layout: DataLayout, keyword: str, verify_hashes: bool = Tr
         file = layout.resolve_relative(row["path"]) if row["path"] else None
         if file is None or not file.exists():
             problems.append(f"photo {row['photo_id']}: image {row['path']} is missing")
-        elif verify_hashes and _sha256(file) != row["sha256"]:
+        elif verify_hashes and file_sha256(file) != row["sha256"]:
             problems.append(f"photo {row['photo_id']}: image {row['path']} does not match its sha256")
     folders = Counter(Path(row["path"]).parent.as_posix() for row in ok if row["path"])
     problems += [
@@ -61,11 +61,3 @@ def manifest_problems(layout: DataLayout, keyword: str, verify_hashes: bool = Tr
             if count > FILES_PER_SHARD:
                 problems.append(f"folder {layout.relative(shard)} holds {count} files (limit {FILES_PER_SHARD})")
     return sorted(set(problems))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
