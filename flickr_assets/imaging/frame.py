@@ -29,6 +29,7 @@ class FrameRules:
     pixel_share: float = 0.5
     skip: int = 2  # lines between frame and the inside band that may be blurred by resampling or JPEG
     lead: int = 3  # lines at the start of an inner layer that may blend it with the outer one
+    drift: float = 6.0  # the average colour of a layer's last lines stays this close to its first lines'
     band: int = 3  # lines of content compared with the frame
     min_run: int = 1
 
@@ -51,13 +52,16 @@ def _best_run(means: np.ndarray, uniform: np.ndarray, rules: FrameRules) -> tupl
     for lead in range(min(rules.lead, len(means) - 1) + 1):
         if not uniform[lead]:
             break
-        colour = np.median(means[lead : lead + 3], axis=0)
+        block = means[lead : lead + 3]
+        colour = np.sort(block, axis=0)[len(block) // 2]  # median of up to three lines
         ok = uniform & (np.abs(means - colour).max(axis=1) <= rules.color_tol)
         ok[:lead] = True
         breaks = np.flatnonzero(~ok)
         run = int(breaks[0]) if len(breaks) else len(means)
         if run > best[0]:
             best = (run, lead)
+        if run > rules.lead + 3:  # the run did not stop in the first lines: no blend to look past
+            break
     return best
 
 
@@ -94,6 +98,8 @@ def _layer(pixels: np.ndarray, box: Box, side: int, room: int, rules: FrameRules
     if run - lead < (rules.min_run if lead == 0 else max(rules.min_run, 3)) or run > room:
         return 0
     frame = means[max(lead, run - 3) : run].mean(axis=0)
+    if float(np.abs(frame - means[lead : lead + 3].mean(axis=0)).max()) > rules.drift:
+        return 0  # the colour drifts across the run: a gradient (sky, wall), not a painted frame
     after = _lines(pixels, box, side, run + rules.skip + rules.band)[run:].astype(np.float32)
     inside = after[rules.skip :]
     colour_step = float(np.abs(inside.mean(axis=(0, 1)) - frame).max())

@@ -133,7 +133,16 @@ def _sea_haze(width: int, height: int, seed: int) -> Image.Image:
     return add_noise(Image.fromarray(pixels.astype(np.uint8)), 1.5, seed)
 
 
-@pytest.mark.parametrize("make", [_dark_sky, _white_wall, _blown_out_sky, _studio_shot, _sea_haze])
+def _roofline(width: int, height: int, seed: int) -> Image.Image:
+    """Clear sky with a gentle gradient above a building whose straight roof spans the whole width at 15%."""
+    scene = np.asarray(photo(width, height, seed=seed), dtype=np.float32).copy()
+    roof = int(height * 0.15)
+    y = np.arange(roof, dtype=np.float32)[:, None, None]
+    scene[:roof] = np.array([120, 160, 225], np.float32) + y / roof * np.array([14, 10, 4], np.float32)
+    return add_noise(Image.fromarray(scene.astype(np.uint8)), 2.0, seed)
+
+
+@pytest.mark.parametrize("make", [_dark_sky, _white_wall, _blown_out_sky, _studio_shot, _sea_haze, _roofline])
 @pytest.mark.parametrize("seed", [1, 2])
 def test_photos_with_uniform_edges_are_left_untouched(make, seed: int) -> None:
     image = make(1000, 750, seed)
