@@ -149,10 +149,12 @@ def build_catalog(
     mark = time.perf_counter()
     groups = read_groups(sources.records, progress("records"))
     stages["records"] = time.perf_counter() - mark
+    pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
     mark = time.perf_counter()
     choice = choose_images(sources.manifests, groups, progress("images"))
     stages["images"] = time.perf_counter() - mark
+    pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
     mark = time.perf_counter()
     exact_of, near_group, plan = _duplicates(groups, choice, near_distance)

@@ -23,6 +23,8 @@ import numpy as np
 
 HASH_BITS = 64
 MAX_DISTANCE = 32
+# Key-count table size cap: 2**24 int64 counts (128 MiB) per worker thread.
+MAX_SLOT_BITS = 24
 # Relative costs per hash sorted and per candidate pair compared (measured orders of magnitude).
 _SORT_COST = 60.0
 _PAIR_COST = 60.0  # a pair also costs memory: keep candidate lists short
@@ -62,15 +64,23 @@ def plan_bands(count: int, max_distance: int) -> BandPlan:
     return best
 
 
-def _runs_pairs(keys: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """All pairs (index[i], index[j]) with equal ``keys`` (``keys`` sorted)."""
+def _runs_close_pairs(
+    keys: np.ndarray, index: np.ndarray, hashes: np.ndarray, max_distance: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (index[i], index[j]) with equal ``keys`` (sorted) whose hashes are within the distance.
+
+    Candidates are generated one offset at a time and filtered at once, so memory holds at most one
+    offset's candidates (never every candidate pair of a table).
+    """
     same_next = keys[1:] == keys[:-1]
     left, right = [], []
     current = np.flatnonzero(same_next)
     step = 1
     while current.size:
-        left.append(index[current])
-        right.append(index[current + step])
+        a, b = index[current].astype(np.int64), index[current + step].astype(np.int64)
+        close = np.bitwise_count(hashes[a] ^ hashes[b]) <= max_distance
+        left.append(a[close])
+        right.append(b[close])
         current = current[current + step < len(same_next)]
         current = current[same_next[current + step]]
         step += 1
@@ -90,7 +100,7 @@ def _close_pairs(hashes: np.ndarray, max_distance: int, ranges: list[tuple[int, 
     # Most hashes share their key with no other: count keys in a table of ~2n slots (high key bits
     # folded in) and sort only the hashes whose slot is shared.
     key_bits = sum(width for _, width in ranges)
-    slot_bits = min(key_bits, max(1, (2 * n - 1).bit_length()))
+    slot_bits = min(key_bits, max(1, (2 * n - 1).bit_length()), MAX_SLOT_BITS)
     slot = ((key ^ (key >> np.uint64(slot_bits))) & np.uint64((1 << slot_bits) - 1)).view(np.int64)
     shared = np.flatnonzero(np.bincount(slot, minlength=1 << slot_bits)[slot] > 1).astype(np.uint64)
     del slot
@@ -100,10 +110,8 @@ def _close_pairs(hashes: np.ndarray, max_distance: int, ranges: list[tuple[int, 
     del key
     packed.sort()
     index_mask = np.uint64((1 << index_bits) - 1)
-    left, right = _runs_pairs(packed >> np.uint64(index_bits), packed & index_mask)
-    left, right = left.astype(np.int64), right.astype(np.int64)
-    close = np.bitwise_count(hashes[left] ^ hashes[right]) <= max_distance
-    return np.stack([left[close], right[close]], axis=1)
+    left, right = _runs_close_pairs(packed >> np.uint64(index_bits), packed & index_mask, hashes, max_distance)
+    return np.stack([left, right], axis=1)
 
 
 def _all_close_pairs(hashes: np.ndarray, max_distance: int, chunk: int = 2048) -> np.ndarray:

@@ -6,7 +6,7 @@ list (as indices into the sorted keyword list, with offsets), its first and last
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -29,6 +29,13 @@ class RecordGroups:
     first_seen: np.ndarray  # int64 seconds (U,)
     last_seen: np.ndarray  # int64 seconds (U,)
     rows_read: int
+    # int32 (rows_read,): photo of every record, files concatenated in keyword order, each in row order
+    record_photo: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    file_offsets: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))  # (files+1,) into record_photo
+
+    def photos_of_file(self, index: int) -> np.ndarray:
+        """Photo index of every record of file ``index``, in its row order."""
+        return self.record_photo[self.file_offsets[index] : self.file_offsets[index + 1]]
 
     def __len__(self) -> int:
         return len(self.photo_ids)
@@ -64,6 +71,8 @@ def read_groups(records: list[SourceFile], on_file: Callable[[int], None] | None
         empty64, empty32 = np.empty(0, np.int64), np.empty(0, np.int32)
         return RecordGroups(empty64, np.zeros(1, np.int64), empty32, empty32, empty32, empty64, empty64, 0)
     photo_ids = np.concatenate(ids)
+    file_offsets = np.zeros(len(ids) + 1, dtype=np.int64)
+    np.cumsum([len(i) for i in ids], out=file_offsets[1:])
     del ids
     # Files were appended in keyword order, so a stable sort by photo ID also orders each photo's
     # rows by keyword: keyword lists come out sorted with no second key.
@@ -73,7 +82,7 @@ def read_groups(records: list[SourceFile], on_file: Callable[[int], None] | None
     row_sorted = np.concatenate(rows)[order]
     first_sorted = np.concatenate(firsts)[order]
     last_sorted = np.concatenate(lasts)[order]
-    del files, rows, firsts, lasts, order
+    del files, rows, firsts, lasts
     n = len(photo_ids)
 
     new_photo = np.empty(n, dtype=bool)
@@ -81,6 +90,9 @@ def read_groups(records: list[SourceFile], on_file: Callable[[int], None] | None
     np.not_equal(photo_ids[1:], photo_ids[:-1], out=new_photo[1:])
     starts = np.flatnonzero(new_photo)
     group = np.cumsum(new_photo) - 1
+    record_photo = np.empty(n, dtype=np.int32)
+    record_photo[order] = group
+    del order
 
     # A photo listed twice in one keyword's file counts that keyword once.
     new_keyword = new_photo.copy()
@@ -104,6 +116,8 @@ def read_groups(records: list[SourceFile], on_file: Callable[[int], None] | None
         first_seen=first_seen,
         last_seen=last_seen,
         rows_read=n,
+        record_photo=record_photo,
+        file_offsets=file_offsets,
     )
 
 

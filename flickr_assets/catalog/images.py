@@ -113,8 +113,12 @@ def choose_images(
             continue
         table = source.open(IMAGE_COLUMNS, required=("photo_id", "status"))
         ids = pc.fill_null(table["photo_id"], -1).cast(pa.int64()).to_numpy()
-        photo = np.minimum(np.searchsorted(groups.photo_ids, ids), max(u - 1, 0))
-        known = (groups.photo_ids[photo] == ids) if u else np.zeros(len(ids), bool)
+        photo = groups.photos_of_file(index)
+        if len(photo) == len(ids) and np.array_equal(groups.photo_ids[photo], ids):
+            known = np.ones(len(ids), bool)  # the manifest lists the records in their order: no search
+        else:
+            photo = np.minimum(np.searchsorted(groups.photo_ids, ids), max(u - 1, 0))
+            known = (groups.photo_ids[photo] == ids) if u else np.zeros(len(ids), bool)
         choice.orphan_rows += int((~known).sum())
         status = pc.fill_null(table["status"].cast(pa.string()), "")
         for name in pc.unique(status).to_pylist():

@@ -163,3 +163,16 @@ def test_row_groups_spanning_keywords_and_codec_give_the_same_rows(layout, monke
     assert rows_by_id(layout) == expected
     build_catalog(layout)
     assert pq.ParquetFile(layout.catalog_file).metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
+
+
+def test_manifest_rows_in_another_order_than_the_records_are_matched_by_id(layout):
+    plant(layout)
+    build_catalog(layout)
+    expected = rows_by_id(layout)
+    manifest = pq.read_table(layout.manifest_file(PARIS))
+    orphan = manifest.slice(0, 1).set_column(0, manifest.schema.field(0), pa.array([99], pa.int64()))
+    shuffled = pa.concat_tables([manifest.take([4, 2, 0, 3, 1]), orphan])
+    pq.write_table(shuffled, layout.manifest_file(PARIS))
+    result = build_catalog(layout)
+    assert result.orphan_manifest_rows == 1
+    assert rows_by_id(layout) == expected
