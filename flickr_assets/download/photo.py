@@ -137,6 +137,7 @@ def _stored_row(row: dict, result: StoredImage) -> dict:
         "stored_width": stored_w,
         "stored_height": stored_h,
         "sha256": result.sha256,
+        "source_sha256": result.source_sha256,
         "phash": result.phash,
     }
 

@@ -27,6 +27,7 @@ COPIED_COLUMNS = (
     "crop_bottom",
     "reencoded",
     "sha256",
+    "source_sha256",
     "phash",
 )
 

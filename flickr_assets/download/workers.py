@@ -35,18 +35,27 @@ class StoredImage:
     crop_box: Box | None
     reencoded: bool
     phash: int | None
-    sha256: str | None
+    sha256: str | None  # of the stored file (metadata included): the integrity check of the file
+    source_sha256: str | None  # of the bytes as served: equal for byte-identical uploads (exact duplicates)
 
 
 def process_and_store(data: bytes, metadata: dict, options: ImagingOptions, destination: str) -> StoredImage:
     """Process one image and, if it is kept, write it to ``destination`` atomically (runs in a worker)."""
     result = process_image(data, metadata, options)
-    digest = None
+    digest = source_digest = None
     if result.status == "ok" and result.jpeg is not None:
         write_bytes(Path(destination), result.jpeg)
         digest = hashlib.sha256(result.jpeg).hexdigest()
+        source_digest = hashlib.sha256(data).hexdigest()
     return StoredImage(
-        result.status, result.original_size, result.stored_size, result.crop_box, result.reencoded, result.phash, digest
+        result.status,
+        result.original_size,
+        result.stored_size,
+        result.crop_box,
+        result.reencoded,
+        result.phash,
+        digest,
+        source_digest,
     )
 
 

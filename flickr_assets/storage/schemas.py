@@ -82,7 +82,8 @@ MANIFEST = pa.schema(
         pa.field("crop_right", pa.int32()),
         pa.field("crop_bottom", pa.int32()),
         pa.field("reencoded", pa.bool_()),
-        pa.field("sha256", pa.string()),
+        pa.field("sha256", pa.string()),  # of the stored file, metadata included
+        pa.field("source_sha256", pa.string()),  # of the bytes as served: byte-identical uploads share it
         pa.field("phash", pa.int64()),  # 64-bit perceptual hash (signed view of the bits)
         pa.field("path", pa.string()),  # relative to the data folder
         pa.field("attempts", pa.int32(), nullable=False),
