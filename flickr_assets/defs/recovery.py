@@ -1,0 +1,55 @@
+"""Clean up after runs whose process was killed (SIGKILL, OOM, power loss).
+
+A killed run stays ``STARTED`` in the instance and keeps the pool slot its step held (``flickr_api`` /
+``flickr_static`` allow one each), so every later run of that pool waits for it forever. Dagster's run
+monitoring daemon only watches runs it launched itself; in-process runs (the demo, scripts, the CLI) need
+this: before starting work, mark each run of this machine whose process is gone as failed and free its slots.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+import dagster as dg
+
+log = logging.getLogger("flickr_assets")
+
+_LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.RUN_START, limit=1).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None else None
+
+
+def _process_alive(pid: int, since: float) -> bool:
+    """True when ``pid`` exists and was started no later than ``since`` (a newer process reuses the number)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        started = Path(f"/proc/{pid}").stat().st_ctime
+    except OSError:
+        return True  # no /proc: trust the signal check
+    return started <= since + 1.0
+
+
+def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark runs whose process no longer exists as failed and free their pool slots; return their IDs."""
+    recovered = []
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=_LIVE_STATUSES)):
+        run = record.dagster_run
+        pid = _run_pid(instance, run.run_id)
+        started = record.start_time or record.create_timestamp.timestamp()
+        if pid is None or _process_alive(pid, started):
+            continue
+        message = f"the process of run {run.run_id} (pid {pid}) is gone (killed?): marked failed, pool slots freed"
+        instance.report_run_failed(run, message)
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        log.warning(message)
+        recovered.append(run.run_id)
+    return recovered
