@@ -74,7 +74,7 @@ def test_killed_faulty_runs_end_where_a_clean_run_ends(pipeline_env, sim, tmp_pa
     assert all(run.get("seconds", 0) < RUN_BOUND_SECONDS for run in chaos.runs + clean.runs), where
     assert chaos_seconds < RUN_BOUND_SECONDS * 2
     # Faults were really served: the static host's every kind (hundreds of requests); the API gets only a
-    # dozen calls here (one per incremental harvest), so its kinds are each proven in test_bad_input.
+    # dozen calls here (one per incremental harvest), so its kinds are each proven in test_bad_api_answers.
     rest = sum(faults_served.get(kind, 0) for kind in ("rest_5xx", "rest_429", "api_error", "bad_body"))
     assert rest >= 1, f"too few API faults {where}: {faults_served}"
     for kind in ("drop", "slow", "static_5xx", "static_429", "truncate", "corrupt", "html"):
