@@ -25,6 +25,13 @@ def simulator(simulator_cache: Path) -> Iterator[Simulator]:
 
 
 @pytest.fixture
+def private_sim(simulator_cache: Path) -> Iterator[Simulator]:
+    """A simulator of its own (same seed and image cache as the shared one) for tests that change the world."""
+    with Simulator(seed=7, cache_dir=simulator_cache) as sim:
+        yield sim
+
+
+@pytest.fixture
 def sim(simulator: Simulator) -> Iterator[Simulator]:
     """The session simulator with faults off and counters reset, restored after the test."""
     simulator.faults = Faults()

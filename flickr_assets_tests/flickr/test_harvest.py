@@ -98,7 +98,8 @@ def test_recall_at_a_hundred_thousand_photos(sim, tmp_path):
     assert result.calls < 1.35 * math.ceil(len(ids) / 500)
 
 
-def test_second_run_fetches_only_new_uploads(sim, tmp_path):
+def test_second_run_fetches_only_new_uploads(private_sim, tmp_path):
+    sim = private_sim  # uploads change the world: not on the shared simulator
     layout = DataLayout.at(tmp_path)
     query = SearchQuery(keyword="stonehenge", has_geo=None)
     client = make_client(sim, layout)
