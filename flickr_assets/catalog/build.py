@@ -194,9 +194,11 @@ def _duplicates(
     """Per photo: photo ID of its exact group and of its near group (-1 when none)."""
     exact_of = np.full(len(groups), -1, dtype=np.int64)
     near_group = np.full(len(groups), -1, dtype=np.int64)
-    stored = choice.ok & choice.has_sha
-    members = np.flatnonzero(stored)
-    roots = exact_duplicate_groups(choice.sha[members])
+    # Each stored file embeds its own record, so byte-identical uploads differ once stored: compare the bytes
+    # as served (manifests without that column fall back to the stored file's digest).
+    digests = np.where(choice.has_source_sha[:, None], choice.source_sha, choice.sha)
+    members = np.flatnonzero(choice.ok & (choice.has_source_sha | choice.has_sha))
+    roots = exact_duplicate_groups(digests[members])
     exact_of[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
     members = np.flatnonzero(choice.ok & choice.has_phash)
     roots, plan = near_duplicate_groups(choice.phash[members], near_distance)

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from flickr_assets.catalog.grouping import RecordGroups
 from flickr_assets.catalog.sources import SourceFile
 
-IMAGE_COLUMNS = ("photo_id", "status", "sha256", "phash", "stored_width", "stored_height", "path")
+IMAGE_COLUMNS = ("photo_id", "status", "sha256", "source_sha256", "phash", "stored_width", "stored_height", "path")
 OK = "ok"
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _HEX_VALUES = np.full(256, 255, dtype=np.uint8)
@@ -32,8 +32,10 @@ class ImageChoice:
     file: np.ndarray  # int32: keyword (file) of the chosen manifest row, -1 when none
     row: np.ndarray  # int32: row in that manifest
     status: np.ndarray  # int16: status code, -1 when none
-    sha: np.ndarray  # uint8 (U, 32)
+    sha: np.ndarray  # uint8 (U, 32): the stored file's digest
     has_sha: np.ndarray  # bool
+    source_sha: np.ndarray  # uint8 (U, 32): the digest of the bytes as served (exact duplicates share it)
+    has_source_sha: np.ndarray  # bool
     phash: np.ndarray  # int64
     has_phash: np.ndarray  # bool
     width: np.ndarray  # int32, -1 when unknown
@@ -97,6 +99,8 @@ def choose_images(
         status=np.full(u, -1, np.int16),
         sha=np.zeros((u, 32), np.uint8),
         has_sha=np.zeros(u, bool),
+        source_sha=np.zeros((u, 32), np.uint8),
+        has_source_sha=np.zeros(u, bool),
         phash=np.zeros(u, np.int64),
         has_phash=np.zeros(u, bool),
         width=np.full(u, -1, np.int32),
@@ -134,11 +138,15 @@ def choose_images(
         choice.file[target] = index
         choice.row[target] = rows
         choice.status[target] = codes[rows]
-        if "sha256" in table.column_names:
-            digest, valid = sha_to_bytes(table["sha256"].take(pa.array(rows)))
-        else:
-            digest, valid = np.zeros((len(rows), 32), np.uint8), np.zeros(len(rows), bool)
-        choice.sha[target], choice.has_sha[target] = digest, valid
+        for name, digests, has in (
+            ("sha256", choice.sha, choice.has_sha),
+            ("source_sha256", choice.source_sha, choice.has_source_sha),
+        ):
+            if name in table.column_names:
+                digest, valid = sha_to_bytes(table[name].take(pa.array(rows)))
+            else:
+                digest, valid = np.zeros((len(rows), 32), np.uint8), np.zeros(len(rows), bool)
+            digests[target], has[target] = digest, valid
         if "path" in table.column_names:
             path_pieces.append(table["path"].cast(pa.string()).take(pa.array(rows)).combine_chunks())
             path_at[target] = path_count + np.arange(len(rows))

@@ -75,6 +75,20 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
         for photo_id in sim.truth.search_ids(text=keyword, has_geo=has_geo):
             expected.setdefault(photo_id, set()).add(keyword)
     assert {row["photo_id"]: set(row["keywords"]) for row in catalog} == expected
+    assert any(len(keywords) > 1 for keywords in expected.values())
+
+    # Duplicates the simulator planted among the stored images are grouped.
+    columns = ["photo_id", "image_status", "exact_duplicate_of", "near_duplicate_group"]
+    rows = {row["photo_id"]: row for row in pq.read_table(layout.catalog_file, columns=columns).to_pylist()}
+    checked = 0
+    for kind, ids in sim.truth.duplicate_groups():
+        if not all(rows.get(i, {}).get("image_status") == "ok" for i in ids):
+            continue
+        column = "exact_duplicate_of" if kind == "exact" else "near_duplicate_group"
+        groups = {rows[i][column] for i in ids}
+        assert len(groups) == 1 and None not in groups, (kind, ids, groups)
+        checked += 1
+    assert checked >= 2
     evaluations = result.get_asset_check_evaluations()
     assert evaluations and all(evaluation.passed for evaluation in evaluations)
 
