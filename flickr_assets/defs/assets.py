@@ -14,7 +14,7 @@ from flickr_assets.defs.metadata import catalog_metadata, download_metadata, har
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import QueryDefaults, query_for
 from flickr_assets.defs.resources import FlickrResource, MissingSetting, StorageResource
-from flickr_assets.download import DownloadOptions, download_keyword
+from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import harvest_keyword
 from flickr_assets.storage.keys import KeywordError
@@ -61,7 +61,8 @@ class _Progress:
     group_name="flickr",
     kinds={"parquet"},
     retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
-    description="Every photo Flickr holds for the keyword, one row per photo ID (`records/keyword=KEYWORD/photos.parquet`).",
+    description="Every photo Flickr holds for the keyword, one row per photo ID "
+    "(`records/keyword=KEYWORD/photos.parquet`).",
 )
 def photo_records(
     context: dg.AssetExecutionContext,
@@ -113,7 +114,10 @@ def photo_images(
     options = DownloadOptions(
         quality=config.quality, max_side=config.max_side, min_side=config.min_side, retry_failed=config.retry_failed
     )
-    result = download_keyword(layout, keyword, records, options, on_progress=_Progress(context))
+    try:
+        result = download_keyword(layout, keyword, records, options, on_progress=_Progress(context))
+    except DiskFull as error:
+        raise _permanent(error) from None
     context.log.info(f"downloaded {keyword!r}: {result}")
     return dg.MaterializeResult(metadata=download_metadata(layout, keyword, result))
 

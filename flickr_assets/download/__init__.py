@@ -3,5 +3,6 @@ and keep a crash-safe manifest of every outcome. No Dagster here."""
 
 from flickr_assets.download.engine import download_keyword
 from flickr_assets.download.options import DownloadOptions, DownloadProgress, DownloadResult
+from flickr_assets.download.photo import DiskFull
 
-__all__ = ["DownloadOptions", "DownloadProgress", "DownloadResult", "download_keyword"]
+__all__ = ["DiskFull", "DownloadOptions", "DownloadProgress", "DownloadResult", "download_keyword"]

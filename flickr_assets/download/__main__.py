@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from flickr_assets.download import DiskFull
 from flickr_assets.download.engine import download_keyword
 from flickr_assets.download.options import DownloadOptions
 from flickr_assets.storage.layout import DataLayout
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except DiskFull as error:
+        print(f"error: {error.strerror}", file=sys.stderr)
+        return 3
     print(result, flush=True)
     return 0 if not result.run_counts.get("failed") else 1
 

@@ -5,6 +5,7 @@ before the row is returned, so a row in the journal always means its file is com
 """
 
 import datetime as dt
+import errno
 import random
 import threading
 import time
@@ -18,6 +19,15 @@ from flickr_assets.download.reuse import COPIED_COLUMNS, link_stored
 from flickr_assets.download.workers import ImageProcessor, ProcessingCrashed, StoredImage
 from flickr_assets.imaging import InvalidImage
 from flickr_assets.storage.layout import DataLayout
+
+# The file embeds the photo's facts, not when we happened to see it: the same photo stored twice gives the same
+# bytes.
+HARVEST_TIMES = frozenset({"first_seen", "last_seen"})
+DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class DiskFull(OSError):
+    """The data folder cannot take more files: every later photo would fail the same way, so the run stops."""
 
 
 @dataclass
@@ -80,7 +90,7 @@ def handle_photo(ctx: PhotoContext, task: Task) -> dict | None:
         return _finish(new_row(task.photo_id, "ok", **values), started)
 
     row = new_row(task.photo_id, "failed", source=source.kind, url=source.url, path=relative, bytes_fetched=0)
-    metadata = task.record or {}
+    metadata = {k: v for k, v in (task.record or {}).items() if k not in HARVEST_TIMES}
     decode_errors: list[str] = []
     reason = "no attempt made"
     while row["attempts"] < ctx.options.attempts:
@@ -112,6 +122,10 @@ def handle_photo(ctx: PhotoContext, task: Task) -> dict | None:
                 reason = str(error)
                 continue
             except Exception as error:  # a processing bug is not the image's fault: retry on the next run
+                if isinstance(error, OSError) and error.errno in DISK_FULL:
+                    raise DiskFull(
+                        error.errno, f"no room to store images under {destination.parent}: {error}"
+                    ) from None
                 return _finish(row | {"reason": f"processing error: {type(error).__name__}: {error}"}, started)
             return _finish(_stored_row(row, result), started)
         _pause(ctx, row["attempts"], answer.retry_after)
