@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from flickr_assets.defs.recovery import recover_dead_runs
 from flickr_assets.flickr.client import FLICKR_REST_URL, FlickrClient
 from flickr_assets.flickr.ratelimit import ApiBudget
 from flickr_assets.storage.layout import DataLayout
@@ -22,6 +23,12 @@ class StorageResource(dg.ConfigurableResource):
     """The data folder (``$FLICKR_DATA_DIR``, default ``./data``) and everything under it."""
 
     data_dir: str = "data"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Runs start here before any step asks for a pool slot: free the slots of runs that were killed, or
+        # every later run of that pool would wait for them forever.
+        if context.instance is not None:
+            recover_dead_runs(context.instance)
 
     @property
     def layout(self) -> DataLayout:
