@@ -78,7 +78,8 @@ def load_keywords_file(path: str | Path, defaults: Mapping[str, Any] | None = No
     if len(data) > MAX_FILE_BYTES:
         raise KeywordsFileError(f"keywords file {path} is {len(data):,} bytes; the limit is {MAX_FILE_BYTES:,}")
     if b"\x00" in data:
-        raise KeywordsFileError(f"keywords file {path} is binary (it contains NUL bytes); expected UTF-8 text")
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise KeywordsFileError(f"keywords file {path} line {line}: binary data (a NUL byte); expected UTF-8 text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -120,7 +121,8 @@ def parse_keywords(text: str, source: str = "<text>", defaults: Mapping[str, Any
             validate_keyword(keyword)
             query = _apply_options(base.with_options(keyword=keyword), _split_options(options))
         except (KeywordError, OptionError) as error:
-            problems.append(f"{where}: {error}" + (f" ({keyword!r})" if isinstance(error, KeywordError) else ""))
+            shown = keyword if len(keyword) <= 60 else keyword[:57] + "..."
+            problems.append(f"{where}: {error}" + (f" ({shown!r})" if isinstance(error, KeywordError) else ""))
             continue
         folded = keyword.casefold()
         if folded in first_line:

@@ -57,7 +57,7 @@ def test_every_bad_keyword_line_is_named_in_one_line(tmp_path):
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        (b"colosseum\n\x00\x01\x02 junk\n", "binary (it contains NUL bytes)"),
+        (b"colosseum\n\x00\x01\x02 junk\n", "line 2: binary data (a NUL byte)"),
         (b"colosseum\nstonehenge\n\xff\xfe\xfa junk\n", "line 3: not UTF-8 text"),
         (os.urandom(4096).replace(b"\x00", b"") + b"\xff", "not UTF-8 text"),
     ],
