@@ -267,13 +267,33 @@ def _search_page(answer: dict[str, Any]) -> SearchPage:
     items = photos.get("photo", [])
     if not isinstance(items, list):
         raise TransientFlickrError(f"search answer's photo list is a {type(items).__name__}", kind="bad_body")
-    return SearchPage(
+    page = SearchPage(
         page=_int(photos.get("page"), "page"),
         pages=_int(photos.get("pages"), "pages"),
         per_page=_int(photos.get("perpage", photos.get("per_page")), "perpage"),
         total=_int(photos.get("total"), "total"),
         photos=items,
     )
+    problem = _implausible(page)
+    if problem:
+        raise TransientFlickrError(f"search answer is implausible: {problem}", kind="bad_body")
+    return page
+
+
+MAX_TOTAL = 10_000_000_000  # more photos than Flickr holds
+
+
+def _implausible(page: SearchPage) -> str | None:
+    """Why an envelope that parsed cannot be right (so that the harvest never ends a walk on nonsense)."""
+    if page.page < 1 or page.per_page < 1 or page.pages < 0:
+        return f"page {page.page} of {page.pages} at {page.per_page} per page"
+    if not 0 <= page.total <= MAX_TOTAL:
+        return f"total {page.total}"
+    if len(page.photos) > page.per_page:
+        return f"{len(page.photos)} photos on a page of {page.per_page}"
+    if page.page == 1 and not page.photos and page.total > page.per_page:
+        return f"an empty first page although the total is {page.total}"
+    return None
 
 
 __all__ = [

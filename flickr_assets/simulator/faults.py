@@ -6,7 +6,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, fields
 
-REST_KINDS = ("drop", "rest_429", "rest_5xx", "api_error", "bad_body")
+REST_KINDS = ("drop", "rest_429", "rest_5xx", "api_error", "bad_body", "garbled")
 STATIC_KINDS = ("drop", "static_429", "static_5xx", "html", "truncate", "corrupt")
 
 
@@ -15,7 +15,8 @@ class Faults:
     """Probability per request of each misbehaviour; all off by default.
 
     REST requests can get ``drop``, ``rest_429``, ``rest_5xx``, ``api_error`` (in-band 105/201) or
-    ``bad_body`` (HTML, or the wrong format); static requests ``drop``, ``static_429``, ``static_5xx``,
+    ``bad_body`` (HTML, or the wrong format), ``garbled`` (the right format but nonsense: truncated, wrong
+    types, missing fields, absurd totals); static requests ``drop``, ``static_429``, ``static_5xx``,
     ``html`` (an HTML page with 200), ``truncate`` (fewer bytes than Content-Length) or ``corrupt`` (garbled
     JPEG bytes, same length). ``slow`` delays any request by ``slow_seconds`` first. 429s carry
     ``Retry-After: retry_after``.
@@ -29,6 +30,7 @@ class Faults:
     slow_seconds: float = 2.0
     drop: float = 0.0
     bad_body: float = 0.0
+    garbled: float = 0.0
     static_5xx: float = 0.0
     static_429: float = 0.0
     truncate: float = 0.0

@@ -33,6 +33,20 @@ _CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,63}$")
 _SECRETS_IN_LOGS = re.compile(r"(api_key|oauth_consumer_key|oauth_signature)=[^&\s\"]*")
 
 
+# Answers in the format asked for that still make no sense: cut short, wrong types, missing parts, absurd totals.
+GARBLED_JSON: tuple[bytes, ...] = (
+    b'{"photos":{"page":1,"pages":3,"perpage":250,"total":612,"photo":[{"id":"2000261165","owner":"12',
+    b'{"photos":{"page":"one","pages":null,"perpage":[],"total":{"n":1},"photo":"none"},"stat":"ok"}',
+    b'{"stat":"ok"}',
+    b'{"photos":{"page":1,"pages":1,"perpage":250,"total":-5,"photo":[]},"stat":"ok"}',
+    b'{"photos":{"page":1,"pages":40000000,"perpage":250,"total":999999999999999,"photo":[]},"stat":"ok"}',
+)
+GARBLED_XML: tuple[bytes, ...] = (
+    b'<?xml version="1.0" encoding="utf-8" ?>\n<rsp stat="ok">\n<photos page="1" pages="3" perpage="250" tot',
+    b'<?xml version="1.0" encoding="utf-8" ?>\n<rsp stat="ok">\n</rsp>',
+)
+
+
 class Simulator:
     """Flickr on 127.0.0.1: REST at ``rest_url``, photos on ``base_url``; ``truth`` and ``stats`` for tests.
 
@@ -259,6 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._api(
                     other, responses.fail(other, 201, "Sorry, the Flickr API service is not currently available."), head
                 )
+        elif fault == "garbled":
+            self._api(fmt, sim._picker.choice(GARBLED_JSON if fmt.kind == "json" else GARBLED_XML), head)  # type: ignore[arg-type]
         return True
 
     def _api(self, fmt: Format, body: bytes, head: bool) -> None:

@@ -28,6 +28,7 @@ def _client(sim, attempts: int = 12) -> FlickrClient:
         ("api_error", {"api_105", "api_201"}),
         ("drop", {"connection"}),
         ("bad_body", {"bad_body"}),  # an HTML page, or XML when JSON was asked
+        ("garbled", {"bad_body"}),  # truncated JSON, wrong types, missing fields, absurd totals
     ],
 )
 def test_each_bad_answer_is_retried_until_the_harvest_is_complete(sim, tmp_path, fault, error_kinds):
