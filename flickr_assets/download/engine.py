@@ -8,11 +8,12 @@ At the end the journal is merged into ``manifest.parquet`` and a contact sheet i
 """
 
 import logging
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -144,7 +145,10 @@ class _Run:
         """Run every task, keeping at most a bounded number in flight, journaling each finished row."""
         window = self.options.fetchers * 2
         last_report = time.monotonic()
-        pending: set[Future] = set()
+        # Finished futures arrive on a queue: ``concurrent.futures.wait`` over the whole window would lock
+        # every pending future on each call, which cost more main-process CPU than the HTTP requests.
+        finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
+        in_flight = 0
         exhausted = False
         threads = ThreadPoolExecutor(self.options.fetchers, thread_name_prefix=f"fetch-{self.keyword[:20]}")
         try:
@@ -153,21 +157,30 @@ class _Run:
                     log.info("%s: stop requested; finishing the photos in flight", self.keyword)
                     self.stopped = True
                     self.context.stopping.set()
-                while not exhausted and not self.stopped and len(pending) < window:
+                while not exhausted and not self.stopped and in_flight < window:
                     task = next(tasks, None)
                     if task is None:
                         exhausted = True
                     elif (row := quick_outcome(self.context, task)) is not None:
                         self._record(row, journal)
                     else:
-                        pending.add(threads.submit(handle_photo, self.context, task))
-                if not pending and (exhausted or self.stopped):
+                        threads.submit(handle_photo, self.context, task).add_done_callback(finished.put)
+                        in_flight += 1
+                if not in_flight and (exhausted or self.stopped):
                     break
-                finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                for future in finished:
+                try:
+                    future = finished.get(timeout=0.5)
+                except queue.Empty:
+                    future = None
+                while future is not None:
+                    in_flight -= 1
                     row = future.result()
                     if row is not None:
                         self._record(row, journal)
+                    try:
+                        future = finished.get_nowait()
+                    except queue.Empty:
+                        future = None
                 if self.on_progress is not None and time.monotonic() - last_report >= self.options.progress_every:
                     last_report = time.monotonic()
                     self.on_progress(self.progress())
