@@ -23,11 +23,9 @@ import numpy as np
 
 HASH_BITS = 64
 MAX_DISTANCE = 32
-# Key-count table size cap: 2**24 int64 counts (128 MiB) per worker thread.
-MAX_SLOT_BITS = 24
 # Relative costs per hash sorted and per candidate pair compared (measured orders of magnitude).
-_SORT_COST = 60.0
-_PAIR_COST = 60.0  # a pair also costs memory: keep candidate lists short
+_SORT_COST = 7.0  # one permute + sort pass per hash (~150 ns at 9M hashes)
+_PAIR_COST = 1.0  # one contiguous comparison (~20 ns)
 
 
 @dataclass(frozen=True)
@@ -64,54 +62,58 @@ def plan_bands(count: int, max_distance: int) -> BandPlan:
     return best
 
 
-def _runs_close_pairs(
-    keys: np.ndarray, index: np.ndarray, hashes: np.ndarray, max_distance: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (index[i], index[j]) with equal ``keys`` (sorted) whose hashes are within the distance.
+def _permute(hashes: np.ndarray, order: list[tuple[int, int]]) -> np.ndarray:
+    """The hashes with their bands moved into ``order`` (first band on top); Hamming distances are kept."""
+    out = np.zeros(len(hashes), dtype=np.uint64)
+    band = np.empty_like(out)
+    for start, width in order:
+        out <<= np.uint64(width)
+        np.right_shift(hashes, np.uint64(start), out=band)
+        band &= np.uint64((1 << width) - 1)
+        out |= band
+    return out
 
-    Candidates are generated one offset at a time and filtered at once, so memory holds at most one
-    offset's candidates (never every candidate pair of a table).
+
+def _unpermute(values: np.ndarray, order: list[tuple[int, int]]) -> np.ndarray:
+    """Inverse of :func:`_permute`."""
+    out = np.zeros(len(values), dtype=np.uint64)
+    shift = 0
+    for start, width in reversed(order):
+        out |= ((values >> np.uint64(shift)) & np.uint64((1 << width) - 1)) << np.uint64(start)
+        shift += width
+    return out
+
+
+def _close_pairs(hashes: np.ndarray, max_distance: int, chosen: list[tuple[int, int]], rest: list[tuple[int, int]]):
+    """Value pairs agreeing on the ``chosen`` bit ranges and within the distance, as two uint64 arrays.
+
+    The chosen bands are moved to the top bits (a bit permutation keeps Hamming distances) and the permuted
+    hashes themselves are sorted: no index array to carry, no gather, and candidates of one run are
+    neighbours in memory, compared one offset at a time.
     """
-    same_next = keys[1:] == keys[:-1]
+    order = chosen + rest
+    permuted = _permute(hashes, order)
+    permuted.sort()
+    low_bits = HASH_BITS - sum(width for _, width in chosen)
+    same_next = (permuted[1:] ^ permuted[:-1]) < np.uint64(1 << low_bits) if low_bits < HASH_BITS else None
+    if same_next is None:
+        raise ValueError("at least one band must be chosen")
     left, right = [], []
     current = np.flatnonzero(same_next)
     step = 1
     while current.size:
-        a, b = index[current].astype(np.int64), index[current + step].astype(np.int64)
-        close = np.bitwise_count(hashes[a] ^ hashes[b]) <= max_distance
-        left.append(a[close])
-        right.append(b[close])
+        a, b = permuted[current], permuted[current + step]
+        close = np.bitwise_count(a ^ b) <= max_distance
+        if close.any():
+            left.append(a[close])
+            right.append(b[close])
         current = current[current + step < len(same_next)]
         current = current[same_next[current + step]]
         step += 1
     if not left:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return np.concatenate(left), np.concatenate(right)
-
-
-def _close_pairs(hashes: np.ndarray, max_distance: int, ranges: list[tuple[int, int]]) -> np.ndarray:
-    """Pairs (as an (k, 2) array of indices) agreeing on the bit ranges and within the distance."""
-    n = len(hashes)
-    index_bits = max(1, int(n - 1).bit_length())
-    key = np.zeros(n, dtype=np.uint64)
-    for start, width in ranges:
-        key <<= np.uint64(width)
-        key |= (hashes >> np.uint64(start)) & np.uint64((1 << width) - 1)
-    # Most hashes share their key with no other: count keys in a table of ~2n slots (high key bits
-    # folded in) and sort only the hashes whose slot is shared.
-    key_bits = sum(width for _, width in ranges)
-    slot_bits = min(key_bits, max(1, (2 * n - 1).bit_length()), MAX_SLOT_BITS)
-    slot = ((key ^ (key >> np.uint64(slot_bits))) & np.uint64((1 << slot_bits) - 1)).view(np.int64)
-    shared = np.flatnonzero(np.bincount(slot, minlength=1 << slot_bits)[slot] > 1).astype(np.uint64)
-    del slot
-    # Pack key and index into one uint64 so one plain sort replaces an argsort; high key bits that do
-    # not fit are shifted out, which only adds candidates (the distance test removes them).
-    packed = (key[shared] << np.uint64(index_bits)) | shared
-    del key
-    packed.sort()
-    index_mask = np.uint64((1 << index_bits) - 1)
-    left, right = _runs_close_pairs(packed >> np.uint64(index_bits), packed & index_mask, hashes, max_distance)
-    return np.stack([left, right], axis=1)
+        empty = np.empty(0, np.uint64)
+        return empty, empty
+    return _unpermute(np.concatenate(left), order), _unpermute(np.concatenate(right), order)
 
 
 def _all_close_pairs(hashes: np.ndarray, max_distance: int, chunk: int = 2048) -> np.ndarray:
@@ -128,21 +130,32 @@ def _all_close_pairs(hashes: np.ndarray, max_distance: int, chunk: int = 2048) -
 
 
 def near_pairs(hashes: np.ndarray, max_distance: int, workers: int | None = None) -> np.ndarray:
-    """Every pair (i < j) of distinct positions whose hashes are within ``max_distance`` bits."""
+    """Every pair (i < j) of positions whose distinct hashes are within ``max_distance`` bits."""
     if not 0 <= max_distance <= MAX_DISTANCE:
         raise ValueError(f"near-duplicate distance must be between 0 and {MAX_DISTANCE}, not {max_distance}")
     hashes = np.ascontiguousarray(hashes).view(np.uint64)
     plan = plan_bands(len(hashes), max_distance)
     if len(hashes) < 2:
         return np.empty((0, 2), np.int64)
+    order = np.argsort(hashes)
+    ordered = hashes[order]
+    if (ordered[1:] == ordered[:-1]).any():
+        raise ValueError("near_pairs needs distinct hashes (near_duplicate_groups merges equal ones first)")
     if plan.must_match == 0:
         return _all_close_pairs(hashes, max_distance)
     ranges = _band_ranges(plan.bands)
-    jobs = [[ranges[i] for i in combo] for combo in combinations(range(plan.bands), plan.must_match)]
+    jobs = [
+        ([ranges[i] for i in combo], [ranges[i] for i in range(plan.bands) if i not in combo])
+        for combo in combinations(range(plan.bands), plan.must_match)
+    ]
     workers = workers or min(2, os.cpu_count() or 1)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts release the GIL
-        found = list(pool.map(lambda chosen: _close_pairs(hashes, max_distance, chosen), jobs))
-    pairs = np.concatenate(found)
+    with ThreadPoolExecutor(max_workers=workers) as pool:  # numpy sorts and ufuncs release the GIL
+        found = list(pool.map(lambda job: _close_pairs(hashes, max_distance, *job), jobs))
+    left = np.concatenate([a for a, _ in found])
+    right = np.concatenate([b for _, b in found])
+    # Back from values to positions: only the (few) close pairs are looked up.
+    pairs = np.stack([order[np.searchsorted(ordered, left)], order[np.searchsorted(ordered, right)]], axis=1)
+    pairs = pairs.astype(np.int64)
     pairs.sort(axis=1)
     return np.unique(pairs, axis=0) if len(pairs) else pairs
 

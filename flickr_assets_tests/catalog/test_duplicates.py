@@ -42,7 +42,25 @@ def test_multi_index_finds_exactly_the_brute_force_pairs(distance):
 def test_plan_uses_more_bands_as_hashes_grow():
     small, large = plan_bands(1_000, 6), plan_bands(10_000_000, 6)
     assert (small.bands, small.must_match) == (7, 1)  # the textbook pigeonhole: any one band of 7 equal
-    assert large.must_match >= 3 and large.estimated_pairs < 1e9
+    assert large.must_match >= 3 and large.estimated_pairs < 200 * 10_000_000
+
+
+def test_near_pairs_at_scale_match_brute_force_around_planted_pairs():
+    # 200k random hashes (the banded plan, not brute force) plus planted neighbours at distances 0..8.
+    rng = np.random.default_rng(11)
+    base = np.unique(rng.integers(-(2**63), 2**63 - 1, 200_000, dtype=np.int64))
+    planted = base[:9].copy()
+    for distance, value in enumerate(planted):
+        bits = rng.choice(64, distance, replace=False)
+        planted[distance] = value ^ np.bitwise_or.reduce(np.left_shift(np.int64(1), bits.astype(np.int64)), initial=0)
+    hashes = np.concatenate([base, planted[1:]])  # distance 0 would be an equal hash, not allowed
+    assert plan_bands(len(hashes), 6).must_match >= 1
+    found = {tuple(p) for p in near_pairs(hashes, 6).tolist()}
+    expected = {(i, len(base) + i - 1) for i in range(1, 7)}
+    assert expected <= found
+    assert all(np.bitwise_count(hashes[a] ^ hashes[b]) <= 6 for a, b in found)
+    with pytest.raises(ValueError, match="distinct"):
+        near_pairs(np.array([5, 9, 5], dtype=np.int64), 6)
 
 
 def test_union_find_joins_chains_under_the_smallest_index():
