@@ -25,6 +25,7 @@ steadier ones.
 import argparse
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -200,9 +201,12 @@ def run(count: int, keyword: str, work: Path, base_url: str, sim_pid: int, optio
 
     shutil.rmtree(bodies)
     wall0 = time.monotonic()
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     with TreeMonitor(exclude={sim_pid}) as memory:
         result = download_keyword(layout, keyword, records, options)
     download_wall = time.monotonic() - wall0
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    main_user, main_sys = usage1.ru_utime - usage0.ru_utime, usage1.ru_stime - usage0.ru_stime
     main_cpu = memory._last[os.getpid()] - memory._start[os.getpid()]
     download_cpu = memory.cpu
     download_rate = len(rows) / download_wall
@@ -216,7 +220,8 @@ def run(count: int, keyword: str, work: Path, base_url: str, sim_pid: int, optio
     print(
         f"DOWNLOAD {download_rate:8.1f} images/s   {download_wall:7.1f} s   "
         f"{1000 * download_cpu / len(rows):6.1f} CPU-ms/image (main process + workers; main alone "
-        f"{1000 * main_cpu / len(rows):.1f})"
+        f"{1000 * main_cpu / len(rows):.1f}: user {1000 * main_user / len(rows):.1f} + "
+        f"system {1000 * main_sys / len(rows):.1f})"
     )
     print(f"RATIO    {100 * download_rate / limit_rate:8.1f} % of the limit (wall clock; target >= 90%)")
     print(f"         {100 * limit_cpu / download_cpu:8.1f} % by CPU per image (limit CPU / download CPU)")
