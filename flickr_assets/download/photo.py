@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from flickr_assets.download.fetch import Fetcher
 from flickr_assets.download.options import DownloadOptions
-from flickr_assets.download.plan import Task, known_too_small
+from flickr_assets.download.plan import ImagePaths, Task, known_too_small
 from flickr_assets.download.reuse import COPIED_COLUMNS, link_stored
 from flickr_assets.download.workers import ImageProcessor, ProcessingCrashed, StoredImage
 from flickr_assets.imaging import InvalidImage
@@ -43,6 +43,10 @@ class PhotoContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    paths: ImagePaths = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.paths = ImagePaths(self.layout, self.keyword)
 
     def count_requests(self, count: int) -> None:
         with self._lock:
@@ -78,8 +82,8 @@ def quick_outcome(ctx: PhotoContext, task: Task) -> dict | None:
 def handle_photo(ctx: PhotoContext, task: Task) -> dict | None:
     """Bring one photo to a final or failed state; None if the run is stopping before it finished."""
     started = time.monotonic()
-    destination = ctx.layout.image_file(ctx.keyword, task.shard, task.file_name)
-    relative = ctx.layout.relative(destination)
+    destination = ctx.paths.file(task.shard, task.file_name)
+    relative = ctx.paths.relative(destination)
     assert task.source is not None, "quick_outcome handles records without a source"
     source = task.source
 

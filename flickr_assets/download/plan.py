@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flickr_assets.download.options import DownloadOptions
-from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.layout import DataLayout, shard_name
 from flickr_assets.storage.schemas import FINAL_STATUSES
 
 #: Record columns the planner needs (the whole row is read later, batch by batch, for the metadata).
@@ -117,23 +117,48 @@ def known_too_small(source: Source, options: DownloadOptions) -> bool:
     return min(max(1, round(width * factor)), max(1, round(height * factor))) < options.min_side
 
 
-def shard_of(layout: DataLayout, keyword: str, relative: str | None) -> int | None:
-    """The shard number of a stored path of ``keyword`` (None if it lies elsewhere)."""
-    if not relative:
-        return None
-    path = layout.resolve_relative(relative)
-    if path.parent.parent != layout.images_dir(keyword) or not path.parent.name.isdigit():
-        return None
-    return int(path.parent.name)
+class ImagePaths:
+    """Where one keyword's images go. Each shard folder is resolved and checked through ``DataLayout`` once,
+    not for every photo: resolving a path costs a system call per component, which added up to a large part
+    of the download process's CPU (and of a resumed run's planning)."""
+
+    def __init__(self, layout: DataLayout, keyword: str) -> None:
+        self.layout = layout
+        self.keyword = keyword
+        self.images_prefix = layout.relative(layout.images_dir(keyword)) + "/"
+        self._folders: dict[int, Path] = {}
+
+    def file(self, shard: int, name: str) -> Path:
+        """``DataLayout.image_file(keyword, shard, name)`` for a name from :func:`image_file_name`."""
+        folder = self._folders.get(shard)
+        if folder is not None and "/" not in name and not name.startswith("."):
+            return folder / name
+        path = self.layout.image_file(self.keyword, shard, name)
+        if path.parent == self.layout.images_dir(self.keyword) / shard_name(shard):
+            self._folders[shard] = path.parent
+        return path
+
+    def relative(self, path: Path) -> str:
+        """``DataLayout.relative`` of a path given by :meth:`file` (already resolved)."""
+        return path.relative_to(self.layout.root).as_posix()
+
+    def shard_of(self, relative: str | None) -> int | None:
+        """The shard number of a stored path of this keyword (None if it lies elsewhere or looks wrong)."""
+        if not relative or not relative.startswith(self.images_prefix):
+            return None
+        folder, slash, name = relative[len(self.images_prefix) :].partition("/")
+        if not slash or not folder.isdigit() or not name or "/" in name or name.startswith("."):
+            return None
+        return int(folder)
 
 
-def needs_work(row: dict | None, task_path: Path, layout: DataLayout, options: DownloadOptions) -> bool:
+def needs_work(row: dict | None, task_path: Path, paths: ImagePaths, options: DownloadOptions) -> bool:
     """Whether a photo with manifest row ``row`` must be handled again by this run."""
     if row is None:
         return True
     status = row["status"]
     if status == "ok":
-        return row.get("path") != layout.relative(task_path) or not task_path.exists()
+        return row.get("path") != paths.relative(task_path) or not task_path.exists()
     if status in FINAL_STATUSES:
         return False
     return options.retry_failed
@@ -149,10 +174,11 @@ def plan_run(
 ) -> Plan:
     """Plan a run. ``merged`` are the rows of ``manifest.parquet``, ``current`` those overlaid by the
     journal of an interrupted run; shards come from ``merged`` so re-planning gives the same answer."""
+    paths = ImagePaths(layout, keyword)
     counts: Counter[int] = Counter()
     assigned: dict[int, int] = {}
     for photo_id, row in merged.items():
-        shard = shard_of(layout, keyword, row.get("path"))
+        shard = paths.shard_of(row.get("path"))
         if shard is not None:
             assigned[photo_id] = shard
             counts[shard] += 1
@@ -181,11 +207,11 @@ def plan_run(
             name = image_file_name(record)
             # A row written by an interrupted run keeps the folder it was given (same as ours unless the
             # records changed in between).
-            journal_shard = shard_of(layout, keyword, (current.get(photo_id) or {}).get("path"))
+            journal_shard = paths.shard_of((current.get(photo_id) or {}).get("path"))
             if journal_shard is not None and journal_shard != shard:
                 shard = journal_shard
-            task_path = layout.image_file(keyword, shard, name)
-            if not needs_work(current.get(photo_id), task_path, layout, options):
+            task_path = paths.file(shard, name)
+            if not needs_work(current.get(photo_id), task_path, paths, options):
                 skipped += 1
                 continue
             tasks[photo_id] = Task(photo_id, chosen, shard, name)

@@ -7,6 +7,7 @@ import pytest
 
 from flickr_assets.download.options import DownloadOptions
 from flickr_assets.download.plan import (
+    ImagePaths,
     RecordsError,
     choose_source,
     image_file_name,
@@ -154,3 +155,19 @@ def test_bad_records_are_reported_with_where(tmp_path):
         open_records(tmp_path / "bad.parquet")
     with pytest.raises(RecordsError, match="records table lacks columns url_l, width_l"):
         open_records(pa.table({"photo_id": [1], "secret": ["s"], "server": ["1"], "owner": ["o"]}))
+
+
+def test_image_paths_match_the_layout_and_only_read_this_keywords_shards(layout):
+    paths = ImagePaths(layout, "eiffel tower")
+    for shard, name in [(0, "1_a_2_3@N00.jpg"), (0, "4_b_5_6@N00.jpg"), (12, "7_c_8_9@N00.jpg")]:
+        path = paths.file(shard, name)
+        assert path == layout.image_file("eiffel tower", shard, name)
+        assert paths.relative(path) == layout.relative(path)
+        assert paths.shard_of(paths.relative(path)) == shard
+    with pytest.raises(ValueError, match="unsafe image file name"):
+        paths.file(0, "../escape.jpg")
+    other = layout.relative(layout.image_file("colosseum", 3, "1_a_2_3@N00.jpg"))
+    prefix = paths.images_prefix
+    wrongs = [None, "", other, prefix + "0001", prefix + "x1/a.jpg", prefix + "0001/../../a.jpg", prefix + "0001/.a"]
+    for wrong in wrongs:
+        assert paths.shard_of(wrong) is None, wrong
