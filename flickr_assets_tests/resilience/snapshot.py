@@ -1,7 +1,6 @@
 """What a data folder holds, in a form two runs can be compared by, and the leftovers a crash may leave."""
 
 import hashlib
-import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -11,10 +10,6 @@ from flickr_assets.storage.layout import DataLayout
 
 #: Columns that say *when* something happened (or how hard it was), not *what* was found.
 RECORD_TIMING = {"first_seen", "last_seen"}
-#: The harvest times a stored JPEG carries in its JSON comment (every record attribute is embedded, these
-#: two included): the same photo harvested at another second gives other bytes. Images are therefore
-#: compared with these values blanked out (same length, so nothing else moves).
-_SEEN_IN_FILE = re.compile(rb'"(first_seen|last_seen)":"[^"]*"')
 MANIFEST_COLUMNS = [
     "photo_id",
     "status",
@@ -25,6 +20,8 @@ MANIFEST_COLUMNS = [
     "crop_top",
     "crop_right",
     "crop_bottom",
+    "sha256",
+    "source_sha256",
 ]
 
 
@@ -40,31 +37,25 @@ def records(layout: DataLayout, keyword: str) -> list[dict]:
 
 
 def manifest(layout: DataLayout, keyword: str) -> list[dict]:
-    """The keyword's manifest rows (outcome, file, size, crop box), without attempts or times; the sha256
-    column is checked against the file by :func:`manifest_hash_problems` (it covers the harvest times)."""
+    """The keyword's manifest rows (outcome, file, size, crop box, digests), without attempts or times."""
     return _rows(layout.manifest_file(keyword), columns=MANIFEST_COLUMNS)
 
 
 def catalog(layout: DataLayout) -> list[dict]:
-    """The catalog rows, sorted by photo ID, without first_seen/last_seen, with each image's sha256 checked
-    against its file and then left out (it covers the harvest times, see ``_SEEN_IN_FILE``)."""
+    """The catalog rows, sorted by photo ID, without first_seen/last_seen, each image's sha256 checked against
+    its file."""
     rows = _rows(layout.catalog_file, RECORD_TIMING)
     for row in rows:
         if row["image_path"]:
             data = layout.resolve_relative(row["image_path"]).read_bytes()
-            assert hashlib.sha256(data).hexdigest() == row.pop("image_sha256"), row["photo_id"]
+            assert hashlib.sha256(data).hexdigest() == row["image_sha256"], row["photo_id"]
     return rows
 
 
-def content_hash(data: bytes) -> str:
-    """sha256 of a stored JPEG with its embedded first_seen/last_seen values blanked."""
-    return hashlib.sha256(_SEEN_IN_FILE.sub(lambda m: b'"' + m.group(1) + b'":""', data)).hexdigest()
-
-
 def image_hashes(layout: DataLayout) -> dict[str, str]:
-    """Relative path -> :func:`content_hash` of every stored image file."""
+    """Relative path -> sha256 of every stored image file (stored files embed no harvest times)."""
     return {
-        layout.relative(path): content_hash(path.read_bytes())
+        layout.relative(path): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(layout.images_root.rglob("*"))
         if path.is_file()
     }
