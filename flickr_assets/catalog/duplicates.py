@@ -10,7 +10,10 @@ bands, so they agree exactly on at least ``m - r`` of them. For every choice of 
 hashes are sorted by those bands' bits; only hashes in the same run are compared. ``m = r + 1`` (any one
 band equal) is the textbook scheme, but its ~9-bit keys put N/512 hashes in each run at r = 6, which is
 quadratic for millions of hashes; :func:`plan_bands` picks ``m`` from an estimate of sort work against
-candidate pairs, so keys get about log2(N) bits while recall stays exact.
+candidate pairs, so keys get about log2(N) bits while recall stays exact. (At 9M random hashes: 8 bands
+with 2 equal = 28 passes but 16-bit keys, ~1.7e10 candidates; 9 with 3 = 84 passes, ~1.3e9; 10 with 4 =
+210 passes, ~1.7e8.) Combinations are grouped by their first band: the hashes are partitioned once by it
+and every bucket is ordered on its own by the other chosen bands, a small key sorted in cache.
 """
 
 import math
