@@ -54,10 +54,7 @@ def _run_pipeline() -> int:
     print(f"keywords file {keywords_file_path()}: {len(keywords)} keywords: {', '.join(keywords)}")
     started = time.monotonic()
     quiet = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}  # progress lines, not Dagster's debug events
-    from flickr_assets.defs.recovery import recover_dead_runs
-
     with dg.DagsterInstance.get() as instance:
-        recover_dead_runs(instance)  # a demo killed earlier must not leave its pool slot taken
         keyword_job = defs.resolve_job_def("keyword_job")
         for keyword in keywords:
             result = keyword_job.execute_in_process(

@@ -13,11 +13,10 @@ from flickr_assets.catalog import build_catalog
 from flickr_assets.defs.metadata import catalog_metadata, download_metadata, harvest_metadata
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import QueryDefaults, query_for
-from flickr_assets.defs.resources import FlickrResource, MissingSetting, StorageResource
+from flickr_assets.defs.resources import FlickrResource, StorageResource
 from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import harvest_keyword
-from flickr_assets.storage.keys import KeywordError
 
 
 class RecordsConfig(dg.Config):
@@ -76,7 +75,7 @@ def photo_records(
     try:
         query = query_for(keyword, query_defaults)
         client = flickr.client(layout)
-    except (MissingSetting, KeywordError, ValueError) as error:
+    except ValueError as error:  # MissingSetting, KeywordError and bad options are all ValueErrors
         raise _permanent(error) from None
     context.log.info(f"harvesting {keyword!r}: {query.api_arguments()}")
     try:
