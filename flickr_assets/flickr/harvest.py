@@ -209,9 +209,11 @@ class Harvest:
         """
         self.split_seconds += 1
         calls_before, received_before, new_before = self.calls, self.rows_received, self.new_rows
-        # ``reported`` is the total of the whole remaining range, not of this second: start with halves, and
-        # split a part that is still full by its own (more telling) total.
-        queue = _taken_ranges(self._page_taken, 2, self.query.min_taken, self.query.max_taken)
+        # ``reported`` is the total of the whole remaining range, not of this second. The full page just
+        # taken is a sample of the second (ties come back in any order), so cutting at its taken-date
+        # quantiles gives parts of about equal size: thirds fit a page each up to ~1,300 photos, and a part
+        # that is still full is cut again by its own (more telling) total.
+        queue = _taken_ranges(self._page_taken, 3, self.query.min_taken, self.query.max_taken)
         log.info("upload second %s holds more than %s photos; splitting it by taken date", second, self.page_size)
         while queue:
             low, high = queue.pop()
@@ -220,7 +222,7 @@ class Harvest:
             self._take(page.photos, second, second)
             if len(page.photos) < page.per_page or page.per_page <= 0:
                 continue
-            parts = max(2, min(16, math.ceil(page.total / (0.6 * page.per_page))))
+            parts = max(2, min(16, math.ceil(page.total / (0.85 * page.per_page))))
             finer = _taken_ranges(self._page_taken, parts, low, high)
             if len(finer) > 1:
                 queue += finer

@@ -38,6 +38,12 @@ KEYWORD_PLACES: dict[str, tuple[float, float, float]] = {
 
 START_TS = 1_075_593_600  # 2004-02-01, Flickr's launch month
 
+# How uploads share one second: cumulative shares of upload groups of 1 photo and of at most 4 photos (groups
+# of 2-4 in between; the rest hold 5-300, log-uniform). "heavy" puts ~88 % of photos in same-second batches
+# of 5-300, the worst case the harvest must stay complete (and cheap) under; "light" leaves ~65 % of photos
+# alone in their second.
+TIE_PROFILES: dict[str, tuple[float, float]] = {"heavy": (0.72, 0.88), "light": (0.95, 0.995)}
+
 # Largest side of each size suffix (Flickr's size table); "sq"/"q" are square crops.
 SIZES: tuple[tuple[str, str, int, bool], ...] = (
     # extra name, URL suffix, longest edge, square
@@ -65,6 +71,7 @@ class UniverseSpec:
     test_pattern: bool = True
     # (a, b) -> photos of ``a`` that also match ``b``; pairs naming a keyword not in ``keywords`` are ignored.
     overlaps: dict[tuple[str, str], int] = field(default_factory=lambda: dict(DEFAULT_OVERLAPS))
+    ties: str = "heavy"  # a key of TIE_PROFILES
 
     def __post_init__(self) -> None:
         for name, count in self.keywords.items():
@@ -72,12 +79,15 @@ class UniverseSpec:
                 raise ValueError(f"UniverseSpec: keyword {name!r} must be non-empty, trimmed and lower case")
             if not isinstance(count, int) or count < 1:
                 raise ValueError(f"UniverseSpec: keyword {name!r} needs a positive photo count, got {count!r}")
+        if self.ties not in TIE_PROFILES:
+            raise ValueError(f"UniverseSpec: ties must be one of {sorted(TIE_PROFILES)}, got {self.ties!r}")
         if TEST_PATTERN in self.keywords:
             raise ValueError(f"UniverseSpec: {TEST_PATTERN!r} is reserved for the bad-input zoo")
 
     def key(self) -> tuple:
         """A hashable identity of this spec (dicts are not hashable)."""
-        return (tuple(sorted(self.keywords.items())), self.test_pattern, tuple(sorted(self.overlaps.items())))
+        base = (tuple(sorted(self.keywords.items())), self.test_pattern, tuple(sorted(self.overlaps.items())))
+        return base if self.ties == "heavy" else (*base, self.ties)
 
     def __hash__(self) -> int:
         return hash(self.key())

@@ -1,7 +1,10 @@
 """Ground truth for tests and benchmarks: which photos match a query, what each download should give."""
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from .geometry import content_box, is_too_small, scaled_dims
 from .search import criteria_from_python, match
@@ -63,6 +66,25 @@ class GroundTruth:
             max_taken_date,
         )
         return {int(i) for i in universe.cols.ids[match(universe, criteria)]}
+
+    def fewest_window_calls(self, per_page: int = 500, **criteria) -> int:
+        """The fewest calls any complete walk over upload-time windows needs for a query (``search_ids``'s
+        arguments): photos sharing an upload second come back in any order, so a page can only complete
+        whole seconds, and the best a walk can do is pack consecutive seconds greedily into pages (a second
+        holding more than a page costs at least ``ceil(count / per_page)``), plus the final page."""
+        universe = self._universe()
+        rows = match(universe, criteria_from_python(**criteria))
+        _, counts = np.unique(universe.cols.upload[rows], return_counts=True)
+        calls = fill = 0
+        for count in counts.tolist():
+            if count > per_page:
+                calls += (fill > 0) + math.ceil(count / per_page)
+                fill = 0
+            elif fill + count > per_page:
+                calls, fill = calls + 1, count
+            else:
+                fill += count
+        return calls + 1
 
     def keywords(self) -> dict[str, int]:
         """Universe keyword -> number of photos matching it now."""

@@ -24,7 +24,7 @@ from .geometry import (
     is_too_small,
     scaled_dims,
 )
-from .spec import KEYWORD_PLACES, LARGE_EDGE, MIN_SIDE, START_TS, TEST_PATTERN, UniverseSpec
+from .spec import KEYWORD_PLACES, LARGE_EDGE, MIN_SIDE, START_TS, TEST_PATTERN, TIE_PROFILES, UniverseSpec
 
 FIRST_ID = 2_000_000_000
 OWNER_COUNT = 60_000
@@ -219,7 +219,7 @@ def build_universe(seed: int, spec: UniverseSpec, now: int) -> Universe:
     blocks_kw1, blocks_kw2, blocks_upload = [], [], []
     for j in range(n_kw):
         n = int(primary[j])
-        blocks_upload.append(_upload_times(rng, n, START_TS, now))
+        blocks_upload.append(_upload_times(rng, n, START_TS, now, TIE_PROFILES[spec.ties]))
         blocks_kw1.append(np.full(n, j, dtype=np.int8))
         kw2 = np.full(n, -1, dtype=np.int8)
         partners = np.repeat(np.arange(n_kw, dtype=np.int8), shared[j])
@@ -251,12 +251,14 @@ def build_universe(seed: int, spec: UniverseSpec, now: int) -> Universe:
     return Universe(seed, spec, cols, duplicates, now)
 
 
-def _upload_times(rng: np.random.Generator, n: int, start: int, end: int) -> np.ndarray:
-    """Upload times for ``n`` photos: volume growing over the years, bursts, batches sharing one second."""
+def _upload_times(rng: np.random.Generator, n: int, start: int, end: int, ties: tuple[float, float]) -> np.ndarray:
+    """Upload times for ``n`` photos: volume growing over the years, bursts, batches sharing one second
+    (``ties``: cumulative shares of upload groups of 1 and of at most 4 photos, see ``spec.TIE_PROFILES``)."""
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    single, at_most_four = ties
     kind = rng.random(n)
-    sizes = np.where(kind < 0.72, 1, np.where(kind < 0.88, rng.integers(2, 5, n), 0))
+    sizes = np.where(kind < single, 1, np.where(kind < at_most_four, rng.integers(2, 5, n), 0))
     big = sizes == 0
     sizes[big] = np.exp(rng.uniform(math.log(5), math.log(300), int(big.sum()))).astype(np.int64)
     if n > 50_000:  # a few uploads of more than one page of photos in a single second
