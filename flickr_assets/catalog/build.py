@@ -15,6 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 from flickr_assets.catalog.duplicates import BandPlan, exact_duplicate_groups, near_duplicate_groups
 from flickr_assets.catalog.grouping import RecordGroups, keyword_lists, read_groups
 from flickr_assets.catalog.images import ImageChoice, bytes_to_sha, choose_images
-from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources
+from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources, read_ahead
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.schemas import CATALOG, RECORDS
@@ -32,6 +33,8 @@ from flickr_assets.storage.schemas import CATALOG, RECORDS
 #: Key of the catalog file's metadata listing the keywords it was built from (JSON list).
 KEYWORDS_METADATA_KEY = b"flickr_assets.keywords"
 ROW_GROUP_ROWS = 256_000
+#: Threads reading and decoding input files (Parquet decoding and numpy release the GIL).
+READERS = 2
 PREVIEW_COLUMNS = ("photo_id", "title", "keywords", "image_status", "image_path", "exact_duplicate_of")
 #: Record fields taken from each photo's newest record (first and last seen are aggregated instead).
 RECORD_COLUMNS = [f.name for f in RECORDS if f.name not in ("keyword", "first_seen", "last_seen")]
@@ -146,25 +149,26 @@ def build_catalog(
     def progress(stage: str) -> Callable[[int], None] | None:
         return (lambda done: on_progress(CatalogProgress(stage, done, total))) if on_progress else None
 
-    mark = time.perf_counter()
-    groups = read_groups(sources.records, progress("records"))
-    stages["records"] = time.perf_counter() - mark
-    pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="catalog-read") as pool:
+        mark = time.perf_counter()
+        groups = read_groups(sources.records, progress("records"), pool)
+        stages["records"] = time.perf_counter() - mark
+        pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
-    mark = time.perf_counter()
-    choice = choose_images(sources.manifests, groups, progress("images"))
-    stages["images"] = time.perf_counter() - mark
-    pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
+        mark = time.perf_counter()
+        choice = choose_images(sources.manifests, groups, progress("images"), pool)
+        stages["images"] = time.perf_counter() - mark
+        pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
-    mark = time.perf_counter()
-    exact_of, near_group, plan = _duplicates(groups, choice, near_distance)
-    if on_progress:
-        on_progress(CatalogProgress("duplicates", 1, 1))
-    stages["duplicates"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        exact_of, near_group, plan = _duplicates(groups, choice, near_distance)
+        if on_progress:
+            on_progress(CatalogProgress("duplicates", 1, 1))
+        stages["duplicates"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    preview = _write(layout, sources, groups, choice, exact_of, near_group, compression, progress("write"))
-    stages["write"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        preview = _write(layout, sources, groups, choice, exact_of, near_group, compression, progress("write"), pool)
+        stages["write"] = time.perf_counter() - mark
 
     num_keywords = groups.num_keywords
     exact_roots, near_roots = exact_of[exact_of >= 0], near_group[near_group >= 0]
@@ -215,6 +219,7 @@ def _write(
     near_group: np.ndarray,
     compression: str,
     on_file: Callable[[int], None] | None,
+    pool: Executor | None = None,
 ) -> pa.Table:
     """Stream the catalog rows into the catalog file atomically; return the first rows as a preview.
 
@@ -230,12 +235,18 @@ def _write(
     preview = schema.empty_table()
     pending: list[pa.Table] = []
     pending_rows = 0
+
+    def newest_rows(index: int) -> pa.Table | None:
+        if bounds[index + 1] == bounds[index]:
+            return None
+        return _rows(sources.records[index], by_file[bounds[index] : bounds[index + 1]], groups)
+
     with atomic_path(layout.catalog_file) as tmp:
         writer = _Writer(tmp, schema, compression)
         try:
-            for index, source in enumerate(sources.records):
-                if bounds[index + 1] > bounds[index]:
-                    table = _rows(source, by_file[bounds[index] : bounds[index + 1]], groups)
+            tables = read_ahead(newest_rows, range(len(sources.records)), pool)
+            for index, table in enumerate(tables):
+                if table is not None:
                     pending.append(table)
                     pending_rows += len(table)
                 last = index == len(sources.records) - 1

@@ -72,16 +72,23 @@ class _Partition:
     hashes: np.ndarray
     bounds: np.ndarray
     bucket_start: np.ndarray
+    # The value of every later band (by its (start, width)) in this order, extracted once for all combinations.
+    bands: dict[tuple[int, int], np.ndarray]
 
 
-def _partition(hashes: np.ndarray, band: tuple[int, int]) -> _Partition:
-    start, width = band
-    value = ((hashes >> np.uint64(start)) & np.uint64((1 << width) - 1)).astype(np.uint16)
+def _band_values(hashes: np.ndarray, start: int, width: int) -> np.ndarray:
+    dtype = np.uint8 if width <= 8 else np.uint16 if width <= 16 else np.uint32 if width <= 32 else np.uint64
+    return ((hashes >> np.uint64(start)) & np.uint64((1 << width) - 1)).astype(dtype)
+
+
+def _partition(hashes: np.ndarray, band: tuple[int, int], later: list[tuple[int, int]]) -> _Partition:
+    value = _band_values(hashes, *band).astype(np.uint16)
     order = np.argsort(value, kind="stable")  # radix sort on a 16-bit key: linear
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(value, minlength=1 << width))])
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(value, minlength=1 << band[1]))])
     bucket_start = np.zeros(len(hashes) + 1, dtype=bool)
     bucket_start[bounds[1:-1]] = True
-    return _Partition(hashes[order], bounds, bucket_start[:-1])
+    ordered = hashes[order]
+    return _Partition(ordered, bounds, bucket_start[:-1], {b: _band_values(ordered, *b) for b in later})
 
 
 def _close_pairs(part: _Partition, max_distance: int, rest: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -95,9 +102,9 @@ def _close_pairs(part: _Partition, max_distance: int, rest: list[tuple[int, int]
     if rest:
         key_bits = sum(width for _, width in rest)
         key = np.zeros(n, dtype=np.uint16 if key_bits <= 16 else np.uint32 if key_bits <= 32 else np.uint64)
-        for start, width in rest:
-            key <<= key.dtype.type(width)
-            key |= ((hashes >> np.uint64(start)) & np.uint64((1 << width) - 1)).astype(key.dtype)
+        for band in rest:
+            key <<= key.dtype.type(band[1])
+            key |= part.bands[band]
         order = np.empty(n, dtype=np.int64)
         kind = "stable" if key_bits <= 16 else None
         for lo, hi in zip(part.bounds[:-1].tolist(), part.bounds[1:].tolist(), strict=True):
@@ -164,8 +171,8 @@ def near_pairs(hashes: np.ndarray, max_distance: int, workers: int | None = None
         for first in range(plan.bands - plan.must_match + 1):
             start, width = ranges[first]
             # Buckets on at most 16 bits of the band (a bounded count table); its other bits join the key.
-            part = _partition(hashes, (start + max(0, width - 16), min(width, 16)))
             extra = [(start, width - 16)] if width > 16 else []
+            part = _partition(hashes, (start + max(0, width - 16), min(width, 16)), extra + ranges[first + 1 :])
             rests = [
                 extra + [ranges[i] for i in combo]
                 for combo in combinations(range(first + 1, plan.bands), plan.must_match - 1)

@@ -6,6 +6,7 @@ as 32 raw bytes (not 64-character strings); each manifest is read once, its chos
 """
 
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flickr_assets.catalog.grouping import RecordGroups
-from flickr_assets.catalog.sources import SourceFile
+from flickr_assets.catalog.sources import SourceFile, read_ahead
 
 IMAGE_COLUMNS = ("photo_id", "status", "sha256", "source_sha256", "phash", "stored_width", "stored_height", "path")
 OK = "ok"
@@ -87,10 +88,64 @@ def _int_column(table: pa.Table, name: str, dtype: type, missing: int) -> tuple[
     return values, valid
 
 
+@dataclass
+class _ManifestPart:
+    """One manifest read and decoded (by a worker thread), matched to the photos of the records."""
+
+    photo: np.ndarray  # photo index of every row (valid where ``known``)
+    known: np.ndarray
+    status_names: list[str]
+    status_local: np.ndarray  # index into status_names
+    sha: tuple[np.ndarray, np.ndarray]
+    source_sha: tuple[np.ndarray, np.ndarray]
+    phash: tuple[np.ndarray, np.ndarray]
+    width: np.ndarray
+    height: np.ndarray
+    path: pa.Array | None
+
+
+def _digests(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if name in table.column_names:
+        return sha_to_bytes(table[name])
+    return np.zeros((len(table), 32), np.uint8), np.zeros(len(table), bool)
+
+
+def _read_manifest(source: SourceFile, index: int, groups: RecordGroups) -> _ManifestPart:
+    table = source.open(IMAGE_COLUMNS, required=("photo_id", "status"))
+    u = len(groups)
+    ids = pc.fill_null(table["photo_id"], -1).cast(pa.int64()).to_numpy()
+    photo = groups.photos_of_file(index)
+    if len(photo) == len(ids) and np.array_equal(groups.photo_ids[photo], ids):
+        known = np.ones(len(ids), bool)  # the manifest lists the records in their order: no search
+    else:
+        photo = np.minimum(np.searchsorted(groups.photo_ids, ids), max(u - 1, 0))
+        known = (groups.photo_ids[photo] == ids) if u else np.zeros(len(ids), bool)
+    status = pc.dictionary_encode(pc.fill_null(table["status"].cast(pa.string()), "")).combine_chunks()
+    return _ManifestPart(
+        photo=photo,
+        known=known,
+        status_names=status.dictionary.to_pylist(),
+        status_local=status.indices.to_numpy(zero_copy_only=False).astype(np.int16),
+        sha=_digests(table, "sha256"),
+        source_sha=_digests(table, "source_sha256"),
+        phash=_int_column(table, "phash", np.int64, 0),
+        width=_int_column(table, "stored_width", np.int32, -1)[0],
+        height=_int_column(table, "stored_height", np.int32, -1)[0],
+        path=table["path"].cast(pa.string()).combine_chunks() if "path" in table.column_names else None,
+    )
+
+
 def choose_images(
-    manifests: list[SourceFile | None], groups: RecordGroups, on_file: Callable[[int], None] | None = None
+    manifests: list[SourceFile | None],
+    groups: RecordGroups,
+    on_file: Callable[[int], None] | None = None,
+    pool: Executor | None = None,
 ) -> ImageChoice:
-    """Read the manifests (index = keyword order, None = no manifest) and pick one row per photo."""
+    """Read the manifests (index = keyword order, None = no manifest) and pick one row per photo.
+
+    ``pool`` reads and decodes the files in parallel; the choice itself runs file by file in keyword
+    order here (a few vectorised operations per file).
+    """
     u = len(groups)
     choice = ImageChoice(
         statuses=[],
@@ -112,56 +167,44 @@ def choose_images(
     path_pieces: list[pa.Array] = []
     path_at = np.full(u, -1, np.int64)
     path_count = 0
-    for index, source in enumerate(manifests):
-        if source is None:
-            continue
-        table = source.open(IMAGE_COLUMNS, required=("photo_id", "status"))
-        ids = pc.fill_null(table["photo_id"], -1).cast(pa.int64()).to_numpy()
-        photo = groups.photos_of_file(index)
-        if len(photo) == len(ids) and np.array_equal(groups.photo_ids[photo], ids):
-            known = np.ones(len(ids), bool)  # the manifest lists the records in their order: no search
-        else:
-            photo = np.minimum(np.searchsorted(groups.photo_ids, ids), max(u - 1, 0))
-            known = (groups.photo_ids[photo] == ids) if u else np.zeros(len(ids), bool)
-        choice.orphan_rows += int((~known).sum())
-        status = pc.fill_null(table["status"].cast(pa.string()), "")
-        for name in pc.unique(status).to_pylist():
+    present = [(index, source) for index, source in enumerate(manifests) if source is not None]
+
+    def read(item: tuple[int, SourceFile]) -> _ManifestPart:
+        return _read_manifest(item[1], item[0], groups)
+
+    parts = read_ahead(read, present, pool)
+    for (index, _), part in zip(present, parts, strict=True):
+        choice.orphan_rows += int((~part.known).sum())
+        for name in part.status_names:
             if name not in choice.statuses:
                 choice.statuses.append(name)
-        codes = pc.index_in(status, value_set=pa.array(choice.statuses)).to_numpy().astype(np.int16)
+        local_to_global = np.array([choice.statuses.index(n) for n in part.status_names] or [0], np.int16)
+        codes = local_to_global[part.status_local]
         ok_code = choice.statuses.index(OK) if OK in choice.statuses else -2
+        photo = part.photo
         score = 2 * (codes == ok_code) + (groups.record_file[photo] == index)
-        better = known & (score > best[photo])
+        better = part.known & (score > best[photo])
         rows = np.flatnonzero(better)
         target = photo[rows]
         best[target] = score[rows]
         choice.file[target] = index
         choice.row[target] = rows
         choice.status[target] = codes[rows]
-        for name, digests, has in (
-            ("sha256", choice.sha, choice.has_sha),
-            ("source_sha256", choice.source_sha, choice.has_source_sha),
+        for (values, valid), digests, has in (
+            (part.sha, choice.sha, choice.has_sha),
+            (part.source_sha, choice.source_sha, choice.has_source_sha),
         ):
-            if name in table.column_names:
-                digest, valid = sha_to_bytes(table[name].take(pa.array(rows)))
-            else:
-                digest, valid = np.zeros((len(rows), 32), np.uint8), np.zeros(len(rows), bool)
-            digests[target], has[target] = digest, valid
-        if "path" in table.column_names:
-            path_pieces.append(table["path"].cast(pa.string()).take(pa.array(rows)).combine_chunks())
+            digests[target], has[target] = values[rows], valid[rows]
+        if part.path is not None:
+            path_pieces.append(part.path.take(pa.array(rows)))
             path_at[target] = path_count + np.arange(len(rows))
             path_count += len(rows)
         else:
             path_at[target] = -1
-        for name, values, mask in (
-            ("phash", choice.phash, choice.has_phash),
-            ("stored_width", choice.width, None),
-            ("stored_height", choice.height, None),
-        ):
-            column, valid = _int_column(table, name, values.dtype.type, 0 if mask is not None else -1)
-            values[target] = column[rows]
-            if mask is not None:
-                mask[target] = valid[rows]
+        choice.phash[target] = part.phash[0][rows]
+        choice.has_phash[target] = part.phash[1][rows]
+        choice.width[target] = part.width[rows]
+        choice.height[target] = part.height[rows]
         if on_file:
             on_file(index + 1)
     paths = pa.concat_arrays([pa.array([], pa.string()), *path_pieces])

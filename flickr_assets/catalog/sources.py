@@ -1,9 +1,12 @@
 """The per-keyword input files of the catalog: which keywords, which files, and that they hold still."""
 
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,6 +15,10 @@ from flickr_assets.storage.keys import KeywordError, decode_keyword, validate_ke
 from flickr_assets.storage.layout import DataLayout
 
 PARTITION_PREFIX = "keyword="
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+#: Files read ahead of the one being consumed: enough to keep the workers busy, few enough to bound memory.
+READ_AHEAD = 4
 
 
 class CatalogError(ValueError):
@@ -94,3 +101,29 @@ def find_sources(layout: DataLayout, keywords: Sequence[str] | None = None) -> S
         records.append(SourceFile(records_file))
         manifests.append(SourceFile(manifest_file) if manifest_file.is_file() else None)
     return Sources(present, records, manifests, missing)
+
+
+def read_ahead(
+    work: Callable[[Item], Result], items: Iterable[Item], pool: Executor | None, ahead: int = READ_AHEAD
+) -> Iterator[Result]:
+    """``map(work, items)`` in order, run by ``pool`` at most ``ahead`` items ahead of the consumer.
+
+    (``Executor.map`` would submit every file at once and hold all results the consumer has not reached.)
+    """
+    if pool is None:
+        yield from map(work, items)
+        return
+    source = iter(items)
+    pending: deque[Future[Result]] = deque(
+        pool.submit(work, item) for _, item in zip(range(ahead), source, strict=False)
+    )
+    try:
+        while pending:
+            result = pending.popleft().result()
+            for item in source:
+                pending.append(pool.submit(work, item))
+                break
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
