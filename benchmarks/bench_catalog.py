@@ -62,8 +62,42 @@ def _tag_pool(rng: np.random.Generator, size: int) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-def generate(root: Path, rows: int, keywords: int, seed: int = 7) -> None:
-    """Write the synthetic data folder (vectorised per keyword file)."""
+def realistic_phashes(rng: np.random.Generator, count: int, chunk: int = 1 << 20) -> np.ndarray:
+    """pHash-like 64-bit values (int64): biased, correlated bits, 32 of them set, like ``phash_of``'s.
+
+    Each hash thresholds 64 correlated Gaussians (correlation 0.55 per step on the 8x8 DCT grid, with
+    per-coefficient offsets that grow toward low frequencies; the DC coefficient nearly always above) at
+    their median. Bands of such bits have about half the distinct values of uniform ones.
+    """
+    y, x = np.divmod(np.arange(64), 8)
+    distance = np.abs(y[:, None] - y[None, :]) + np.abs(x[:, None] - x[None, :])
+    mix = np.linalg.cholesky(0.55**distance + 1e-9 * np.eye(64)).astype(np.float32)
+    bias = (2 * rng.normal(0, 0.6, 64) / (1 + y + x)).astype(np.float32)
+    bias[0] = 8.0
+    weights = np.uint64(1) << np.arange(64, dtype=np.uint64)
+    out = np.empty(count, np.uint64)
+    for start in range(0, count, chunk):
+        n = min(chunk, count - start)
+        z = rng.standard_normal((n, 64), dtype=np.float32) @ mix.T + bias
+        bits = z > np.median(z, axis=1, keepdims=True)
+        out[start : start + n] = np.bitwise_or.reduce(np.where(bits, weights, np.uint64(0)), axis=1)
+    return out.view(np.int64)
+
+
+def plant_near_clusters(rng: np.random.Generator, phash: np.ndarray, fraction: float = 0.01) -> None:
+    """Turn ``fraction`` of the hashes into clusters of 2-8 near copies (1-6 bits from the cluster's first)."""
+    sizes = rng.integers(2, 9, int(len(phash) * fraction / 5))
+    members = rng.choice(len(phash), int(sizes.sum()), replace=False)
+    heads = np.repeat(members[np.cumsum(sizes) - sizes], sizes)
+    flips = np.zeros(len(members), np.int64)
+    for _ in range(6):
+        chosen = rng.random(len(members)) < 0.6
+        flips[chosen] ^= np.left_shift(np.int64(1), rng.integers(0, 64, int(chosen.sum())).astype(np.int64))
+    phash[members] = phash[heads] ^ np.where(members == heads, 0, flips | 1)
+
+
+def generate(root: Path, rows: int, keywords: int, seed: int = 7, phash_model: str = "uniform") -> None:
+    """Write the synthetic data folder (vectorised per keyword file); ``phash_model``: uniform or realistic."""
     rng = np.random.default_rng(seed)
     layout = DataLayout.at(root)
     names = [f"keyword {k:04d}" for k in range(keywords)]
@@ -77,11 +111,17 @@ def generate(root: Path, rows: int, keywords: int, seed: int = 7) -> None:
     keyword_of_row = (rng.integers(0, keywords, photos)[photo_of_row] + nth * 7) % keywords
 
     sha = rng.integers(0, 256, (photos, 32), dtype=np.uint8)
-    phash = rng.integers(-(2**63), 2**63 - 1, photos, dtype=np.int64)
+    if phash_model == "realistic":
+        phash = realistic_phashes(rng, photos)
+    else:
+        phash = rng.integers(-(2**63), 2**63 - 1, photos, dtype=np.int64)
     planted = rng.choice(photos, 2 * (photos // 1000), replace=False).reshape(2, -1)
     sha[planted[1]] = sha[planted[0]]  # exact duplicates: 0.1% of photos
-    planted = rng.choice(photos, 2 * (photos // 1000), replace=False).reshape(2, -1)
-    phash[planted[1]] = phash[planted[0]] ^ (np.int64(1) << rng.integers(0, 64, planted.shape[1]))  # near: 0.1%
+    if phash_model == "realistic":
+        plant_near_clusters(rng, phash)  # near: 1% of photos, in clusters of 2-8
+    else:
+        planted = rng.choice(photos, 2 * (photos // 1000), replace=False).reshape(2, -1)
+        phash[planted[1]] = phash[planted[0]] ^ (np.int64(1) << rng.integers(0, 64, planted.shape[1]))  # near: 0.1%
     status = np.array(["ok", "too_small", "failed"])[rng.choice(3, photos, p=[0.9, 0.05, 0.05])]
 
     titles, descriptions, tags = _pool(rng, 200_000, (2, 6)), _pool(rng, 200_000, (14, 18)), _tag_pool(rng, 50_000)
@@ -173,6 +213,7 @@ def _child_build(root: str, compression: str) -> dict:
         "seconds": result.elapsed_s,
         "cpu": _cpu_seconds() - cpu,
         "stages": {k: round(v, 2) for k, v in result.stage_seconds.items()},
+        "near_photos": result.near_duplicate_photos,
         "rows": result.rows,
         "records": result.records_read,
         "multi_keyword": result.multi_keyword_photos,
@@ -200,6 +241,14 @@ def main() -> None:
     parser.add_argument("--keywords", type=int, default=1_000)
     parser.add_argument("--root", type=Path, help="data folder to use (kept); default: a temporary one")
     parser.add_argument("--compression", default=DEFAULT_COMPRESSION, help="catalog codec (default: %(default)s)")
+    parser.add_argument(
+        "--phash",
+        choices=["uniform", "realistic"],
+        default="realistic",
+        help="perceptual hashes of a generated folder: uniform random (the bucketed search's best case) or "
+        "pHash-like biased, correlated bits with planted near-duplicate clusters (default: %(default)s)",
+    )
+    parser.add_argument("--generate-only", action="store_true", help="generate the data folder (--root) and stop")
     parser.add_argument("--child", choices=["read", "build"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -209,10 +258,13 @@ def main() -> None:
     try:
         if not (root / "records").exists():
             started = time.perf_counter()
-            generate(root, args.rows, args.keywords)
+            generate(root, args.rows, args.keywords, phash_model=args.phash)
             print(
-                f"generated {args.rows:,} rows over {args.keywords:,} keywords in {time.perf_counter() - started:.0f} s"
+                f"generated {args.rows:,} rows over {args.keywords:,} keywords ({args.phash} phashes) "
+                f"in {time.perf_counter() - started:.0f} s"
             )
+        if args.generate_only:
+            return
         read_first = _run_child("read", root, args.compression)  # also warms the page cache for both
         build = _run_child("build", root, args.compression)
         read_again = _run_child("read", root, args.compression)
@@ -234,7 +286,8 @@ def main() -> None:
         )
         print(f"memory:  peak RSS {build['peak_rss_mib']:.0f} MiB  (target < 4096 MiB)")
         print(
-            f"found:   {build['exact_groups']:,} exact and {build['near_groups']:,} near duplicate groups; "
+            f"found:   {build['exact_groups']:,} exact and {build['near_groups']:,} near duplicate groups "
+            f"({build['near_photos']:,} photos); "
             f"{build['near_plan']}"
         )
         print(f"output:  {build['catalog_mib']:.0f} MiB catalog")

@@ -22,9 +22,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flickr_assets.catalog.duplicates import BandPlan, exact_duplicate_groups, near_duplicate_groups
+from flickr_assets.catalog.duplicates import (
+    BandPlan,
+    NearSearch,
+    exact_duplicate_groups,
+    near_duplicate_groups,
+    search_near,
+)
 from flickr_assets.catalog.grouping import RecordGroups, keyword_lists, read_groups
-from flickr_assets.catalog.images import ImageChoice, bytes_to_sha, choose_images
+from flickr_assets.catalog.images import ImageChoice, bytes_to_sha, choose_images, ok_phashes
 from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources, read_ahead
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.layout import DataLayout
@@ -149,7 +155,19 @@ def build_catalog(
     def progress(stage: str) -> Callable[[int], None] | None:
         return (lambda done: on_progress(CatalogProgress(stage, done, total))) if on_progress else None
 
-    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="catalog-read") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="catalog-read") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-near") as background,
+    ):
+        # The near-duplicate search needs only the manifests' ok hashes: it runs while the records are
+        # grouped and the images chosen.
+        def search() -> NearSearch:
+            begun = time.perf_counter()
+            found = search_near(ok_phashes(sources.manifests), near_distance)
+            stages["near_search"] = time.perf_counter() - begun  # in the background: overlaps records, images
+            return found
+
+        near_search = background.submit(search)
         mark = time.perf_counter()
         groups = read_groups(sources.records, progress("records"), pool)
         stages["records"] = time.perf_counter() - mark
@@ -161,7 +179,7 @@ def build_catalog(
         pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
         mark = time.perf_counter()
-        exact_of, near_group, plan = _duplicates(groups, choice, near_distance)
+        exact_of, near_group, plan = _duplicates(groups, choice, near_distance, near_search.result())
         if on_progress:
             on_progress(CatalogProgress("duplicates", 1, 1))
         stages["duplicates"] = time.perf_counter() - mark
@@ -193,7 +211,7 @@ def build_catalog(
 
 
 def _duplicates(
-    groups: RecordGroups, choice: ImageChoice, near_distance: int
+    groups: RecordGroups, choice: ImageChoice, near_distance: int, searched: NearSearch | None = None
 ) -> tuple[np.ndarray, np.ndarray, BandPlan | None]:
     """Per photo: photo ID of its exact group and of its near group (-1 when none)."""
     exact_of = np.full(len(groups), -1, dtype=np.int64)
@@ -205,7 +223,7 @@ def _duplicates(
     roots = exact_duplicate_groups(digests[members])
     exact_of[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
     members = np.flatnonzero(choice.ok & choice.has_phash)
-    roots, plan = near_duplicate_groups(choice.phash[members], near_distance)
+    roots, plan = near_duplicate_groups(choice.phash[members], near_distance, searched)
     near_group[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
     return exact_of, near_group, plan
 

@@ -219,14 +219,49 @@ def group_labels(roots: np.ndarray) -> np.ndarray:
     return np.where(sizes[roots] > 1, roots, -1)
 
 
-def near_duplicate_groups(hashes: np.ndarray, max_distance: int) -> tuple[np.ndarray, BandPlan]:
-    """Group root per hash (-1 when alone) for hashes within ``max_distance``, chained transitively."""
+@dataclass(frozen=True)
+class NearSearch:
+    """Close pairs among a set of distinct hashes, searched ahead of time (e.g. all ``ok`` hashes on disk)."""
+
+    values: np.ndarray  # int64, sorted, distinct
+    pairs: np.ndarray  # (k, 2) positions into values
+    plan: BandPlan
+
+
+def search_near(hashes: np.ndarray, max_distance: int) -> NearSearch:
+    """The close pairs among the distinct values of ``hashes``."""
+    values = np.unique(np.ascontiguousarray(hashes, dtype=np.int64))
+    return NearSearch(values, near_pairs(values, max_distance), plan_bands(len(values), max_distance))
+
+
+def _restricted_pairs(search: NearSearch, distinct: np.ndarray) -> np.ndarray | None:
+    """The pairs of ``search`` between members of ``distinct`` (as positions in it); None if not a subset."""
+    at = np.minimum(np.searchsorted(search.values, distinct), max(len(search.values) - 1, 0))
+    if len(distinct) and (not len(search.values) or not np.array_equal(search.values[at], distinct)):
+        return None
+    position = np.full(len(search.values), -1, dtype=np.int64)
+    position[at] = np.arange(len(distinct))
+    pairs = position[search.pairs]
+    return pairs[(pairs >= 0).all(axis=1)]
+
+
+def near_duplicate_groups(
+    hashes: np.ndarray, max_distance: int, searched: NearSearch | None = None
+) -> tuple[np.ndarray, BandPlan]:
+    """Group root per hash (-1 when alone) for hashes within ``max_distance``, chained transitively.
+
+    ``searched``: pairs already found among a superset of the hashes at the same distance (pairs of a
+    superset restricted to the set are exactly the set's pairs); searched again when it is not a superset.
+    """
     hashes = np.ascontiguousarray(hashes, dtype=np.int64)
     # Equal hashes are the same node: search only distinct values, so a thousand copies of one image
     # cost one comparison instead of half a million.
     distinct, inverse = np.unique(hashes, return_inverse=True)
-    plan = plan_bands(len(distinct), max_distance)
-    distinct_roots = connected_roots(len(distinct), near_pairs(distinct, max_distance))
+    pairs = _restricted_pairs(searched, distinct) if searched is not None else None
+    plan = searched.plan if pairs is not None else plan_bands(len(distinct), max_distance)
+    if pairs is None:
+        pairs = near_pairs(distinct, max_distance)
+    distinct_roots = connected_roots(len(distinct), pairs)
     component = distinct_roots[inverse]
     first_member = np.full(len(distinct), len(hashes), dtype=np.int64)
     np.minimum.at(first_member, component, np.arange(len(hashes), dtype=np.int64))

@@ -18,11 +18,6 @@ from flickr_assets.catalog.sources import SourceFile, read_ahead
 
 IMAGE_COLUMNS = ("photo_id", "status", "sha256", "source_sha256", "phash", "stored_width", "stored_height", "path")
 OK = "ok"
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_HEX_VALUES = np.full(256, 255, dtype=np.uint8)
-_HEX_VALUES[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
-_HEX_VALUES[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
-_HEX_VALUES[np.frombuffer(b"ABCDEF", np.uint8)] = np.arange(10, 16)
 
 
 @dataclass
@@ -52,31 +47,51 @@ class ImageChoice:
         return self.status == self.statuses.index(OK)
 
 
+def _pair_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Two hex characters read as one little-endian uint16 -> byte value (0xFFFF: not hex), and back."""
+    digits = b"0123456789abcdef"
+    values = {c: i for i, c in enumerate(digits)} | {c: i for i, c in enumerate(b"ABCDEF", 10)}
+    decode = np.full(1 << 16, 0xFFFF, dtype=np.uint16)
+    for high, high_value in values.items():
+        for low, low_value in values.items():
+            decode[high | (low << 8)] = (high_value << 4) | low_value
+    encode = np.array([digits[v >> 4] | (digits[v & 15] << 8) for v in range(256)], dtype=np.uint16)
+    return decode, encode
+
+
+_PAIR_VALUES, _PAIR_TEXT = _pair_tables()
+
+
 def sha_to_bytes(column: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     """Hex SHA-256 strings as (n, 32) bytes plus a validity mask (null or malformed: invalid)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     array = array.cast(pa.string())
     n = len(array)
-    well_formed = pc.fill_null(pc.equal(pc.utf8_length(array), 64), False)
-    padded = pc.if_else(well_formed, array, "0" * 64)  # every value now exactly 64 bytes
-    offsets = np.frombuffer(padded.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * padded.offset)
-    text = np.frombuffer(padded.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + 64 * n]
-    nibbles = _HEX_VALUES[text.reshape(n, 64)]
-    valid = well_formed.to_numpy(zero_copy_only=False) & (nibbles != 255).all(axis=1)
-    digest = (nibbles[:, 0::2] << 4) | (nibbles[:, 1::2] & 15)
+    if array.null_count == n:
+        return np.zeros((n, 32), np.uint8), np.zeros(n, bool)
+    offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * array.offset)
+    well_formed = np.diff(offsets) == 64
+    if array.null_count:
+        well_formed &= array.is_valid().to_numpy(zero_copy_only=False)
+    if not well_formed.all():  # pad every value to exactly 64 characters
+        array = pc.if_else(pa.array(well_formed), array, "0" * 64)
+        offsets = np.frombuffer(array.buffers()[1], dtype=np.int32, count=n + 1, offset=4 * array.offset)
+    text = np.frombuffer(array.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[0] + 64 * n]
+    pairs = _PAIR_VALUES[text.view(np.uint16).reshape(n, 32)]
+    valid = well_formed & (pairs != 0xFFFF).all(axis=1)
+    digest = pairs.astype(np.uint8)
     digest[~valid] = 0
-    return digest.astype(np.uint8), valid
+    return digest, valid
 
 
 def bytes_to_sha(digest: np.ndarray, valid: np.ndarray) -> pa.Array:
     """Inverse of :func:`sha_to_bytes`: lower-case hex strings, null where not ``valid``."""
     n = len(digest)
-    text = np.empty((n, 64), dtype=np.uint8)
-    text[:, 0::2] = _HEX_DIGITS[digest >> 4]
-    text[:, 1::2] = _HEX_DIGITS[digest & 15]
+    text = _PAIR_TEXT[digest]  # (n, 32) character pairs
     offsets = np.arange(0, 64 * (n + 1), 64, dtype=np.int32)
-    strings = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(text)])
-    return pc.if_else(pa.array(valid, type=pa.bool_()), strings, pa.scalar(None, pa.string()))
+    validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(text)]
+    return pa.Array.from_buffers(pa.string(), n, buffers, null_count=n - int(np.count_nonzero(valid)))
 
 
 def _int_column(table: pa.Table, name: str, dtype: type, missing: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +103,24 @@ def _int_column(table: pa.Table, name: str, dtype: type, missing: int) -> tuple[
     return values, valid
 
 
+def ok_phashes(manifests: list[SourceFile | None]) -> np.ndarray:
+    """The perceptual hash of every ``ok`` row of the manifests (int64; unordered, with repeats).
+
+    A superset of the hashes :func:`choose_images` keeps, so their near-duplicate search can start before
+    the records are grouped.
+    """
+    found = [np.empty(0, np.int64)]
+    for source in manifests:
+        if source is None:
+            continue
+        table = source.open(("status", "phash"), required=("photo_id", "status"))
+        if "phash" not in table.column_names:
+            continue
+        keep = pc.and_(pc.equal(table["status"].cast(pa.string()), OK), pc.is_valid(table["phash"]))
+        found.append(table["phash"].filter(pc.fill_null(keep, False)).cast(pa.int64()).to_numpy())
+    return np.concatenate(found)
+
+
 @dataclass
 class _ManifestPart:
     """One manifest read and decoded (by a worker thread), matched to the photos of the records."""
@@ -96,18 +129,19 @@ class _ManifestPart:
     known: np.ndarray
     status_names: list[str]
     status_local: np.ndarray  # index into status_names
-    sha: tuple[np.ndarray, np.ndarray]
-    source_sha: tuple[np.ndarray, np.ndarray]
+    sha: tuple[np.ndarray, np.ndarray] | None
+    source_sha: tuple[np.ndarray, np.ndarray] | None
     phash: tuple[np.ndarray, np.ndarray]
     width: np.ndarray
     height: np.ndarray
     path: pa.Array | None
 
 
-def _digests(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
-    if name in table.column_names:
-        return sha_to_bytes(table[name])
-    return np.zeros((len(table), 32), np.uint8), np.zeros(len(table), bool)
+def _digests(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The decoded digests of column ``name``; None when it is absent or empty (saves 32 bytes a row)."""
+    if name not in table.column_names or table[name].null_count == len(table):
+        return None
+    return sha_to_bytes(table[name])
 
 
 def _read_manifest(source: SourceFile, index: int, groups: RecordGroups) -> _ManifestPart:
@@ -147,67 +181,99 @@ def choose_images(
     order here (a few vectorised operations per file).
     """
     u = len(groups)
-    choice = ImageChoice(
-        statuses=[],
-        file=np.full(u, -1, np.int32),
-        row=np.zeros(u, np.int32),
-        status=np.full(u, -1, np.int16),
-        sha=np.zeros((u, 32), np.uint8),
-        has_sha=np.zeros(u, bool),
-        source_sha=np.zeros((u, 32), np.uint8),
-        has_source_sha=np.zeros(u, bool),
-        phash=np.zeros(u, np.int64),
-        has_phash=np.zeros(u, bool),
-        width=np.full(u, -1, np.int32),
-        height=np.full(u, -1, np.int32),
-        orphan_rows=0,
-    )
+    statuses: list[str] = []
+    file = np.full(u, -1, np.int32)
+    row = np.zeros(u, np.int32)
+    status = np.full(u, -1, np.int16)
     best = np.full(u, -1, np.int8)
-    # Chosen paths of every manifest in turn; a photo's latest choice wins (its position is kept).
-    path_pieces: list[pa.Array] = []
-    path_at = np.full(u, -1, np.int64)
-    path_count = 0
+    # Each photo points at its chosen row among the kept rows of all manifests (-1: none). A file's rows
+    # are kept whole when nearly all are chosen (no copy), else only the chosen ones.
+    at = np.full(u, -1, np.int64)
+    kept: list[tuple[_ManifestPart, np.ndarray | None]] = []
+    kept_rows = 0
+    orphan_rows = 0
     present = [(index, source) for index, source in enumerate(manifests) if source is not None]
 
     def read(item: tuple[int, SourceFile]) -> _ManifestPart:
         return _read_manifest(item[1], item[0], groups)
 
-    parts = read_ahead(read, present, pool)
-    for (index, _), part in zip(present, parts, strict=True):
-        choice.orphan_rows += int((~part.known).sum())
+    for (index, _), part in zip(present, read_ahead(read, present, pool), strict=True):
+        orphan_rows += int(len(part.known) - np.count_nonzero(part.known))
         for name in part.status_names:
-            if name not in choice.statuses:
-                choice.statuses.append(name)
-        local_to_global = np.array([choice.statuses.index(n) for n in part.status_names] or [0], np.int16)
+            if name not in statuses:
+                statuses.append(name)
+        local_to_global = np.array([statuses.index(n) for n in part.status_names] or [0], np.int16)
         codes = local_to_global[part.status_local]
-        ok_code = choice.statuses.index(OK) if OK in choice.statuses else -2
+        ok_code = statuses.index(OK) if OK in statuses else -2
         photo = part.photo
         score = 2 * (codes == ok_code) + (groups.record_file[photo] == index)
         better = part.known & (score > best[photo])
         rows = np.flatnonzero(better)
         target = photo[rows]
         best[target] = score[rows]
-        choice.file[target] = index
-        choice.row[target] = rows
-        choice.status[target] = codes[rows]
-        for (values, valid), digests, has in (
-            (part.sha, choice.sha, choice.has_sha),
-            (part.source_sha, choice.source_sha, choice.has_source_sha),
-        ):
-            digests[target], has[target] = values[rows], valid[rows]
-        if part.path is not None:
-            path_pieces.append(part.path.take(pa.array(rows)))
-            path_at[target] = path_count + np.arange(len(rows))
-            path_count += len(rows)
+        file[target] = index
+        row[target] = rows
+        status[target] = codes[rows]
+        if len(rows) >= 0.9 * len(photo):
+            kept.append((part, None))
+            at[target] = kept_rows + rows
+            kept_rows += len(photo)
         else:
-            path_at[target] = -1
-        choice.phash[target] = part.phash[0][rows]
-        choice.has_phash[target] = part.phash[1][rows]
-        choice.width[target] = part.width[rows]
-        choice.height[target] = part.height[rows]
+            kept.append((part, rows))
+            at[target] = kept_rows + np.arange(len(rows))
+            kept_rows += len(rows)
         if on_file:
             on_file(index + 1)
-    paths = pa.concat_arrays([pa.array([], pa.string()), *path_pieces])
-    del path_pieces
-    choice.paths = paths.take(pa.array(path_at, mask=path_at < 0))
-    return choice
+    return _gather(kept, at, statuses, file, row, status, orphan_rows)
+
+
+def _gather(
+    kept: list[tuple[_ManifestPart, np.ndarray | None]],
+    at: np.ndarray,
+    statuses: list[str],
+    file: np.ndarray,
+    row: np.ndarray,
+    status: np.ndarray,
+    orphan_rows: int,
+) -> ImageChoice:
+    """Each photo's chosen values out of the kept manifest rows, in one gather per column."""
+    has = at >= 0
+    index = np.where(has, at, 0)
+
+    def column(
+        get: Callable[[_ManifestPart], np.ndarray | None], missing: int, dtype: type, shape: tuple[int, ...] = ()
+    ) -> np.ndarray:
+        pieces = []
+        for part, rows in kept:
+            values = get(part)
+            if values is None:
+                values = np.full((len(part.photo) if rows is None else len(rows), *shape), missing, dtype)
+            pieces.append(values if rows is None or len(values) != len(part.photo) else values[rows])
+        if not pieces:
+            return np.full((len(at), *shape), missing, dtype)
+        values = np.concatenate(pieces)[index].astype(dtype, copy=False)
+        values[~has] = missing
+        return values
+
+    def digest(name: str, which: int) -> Callable[[_ManifestPart], np.ndarray | None]:
+        return lambda part: None if getattr(part, name) is None else getattr(part, name)[which]
+
+    paths = [part.path if part.path is not None else pa.nulls(len(part.photo), pa.string()) for part, _ in kept]
+    paths = [p if rows is None else p.take(pa.array(rows)) for p, (_, rows) in zip(paths, kept, strict=True)]
+    path_array = pa.concat_arrays([pa.array([], pa.string()), *paths])
+    return ImageChoice(
+        statuses=statuses,
+        file=file,
+        row=row,
+        status=status,
+        sha=column(digest("sha", 0), 0, np.uint8, (32,)),
+        has_sha=column(digest("sha", 1), 0, np.bool_),
+        source_sha=column(digest("source_sha", 0), 0, np.uint8, (32,)),
+        has_source_sha=column(digest("source_sha", 1), 0, np.bool_),
+        phash=column(lambda part: part.phash[0], 0, np.int64),
+        has_phash=column(lambda part: part.phash[1], 0, np.bool_),
+        width=column(lambda part: part.width, -1, np.int32),
+        height=column(lambda part: part.height, -1, np.int32),
+        orphan_rows=orphan_rows,
+        paths=path_array.take(pa.array(at, mask=~has)),
+    )

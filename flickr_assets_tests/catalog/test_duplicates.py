@@ -12,6 +12,7 @@ from flickr_assets.catalog.duplicates import (
     near_duplicate_groups,
     near_pairs,
     plan_bands,
+    search_near,
 )
 from flickr_assets.catalog.images import bytes_to_sha, sha_to_bytes
 
@@ -97,3 +98,18 @@ def test_sha_codec_round_trips_and_rejects_malformed_values():
     assert back == [digests[0], None, digests[1], None, None, digests[2]]
     sliced_raw, _ = sha_to_bytes(pa.array(digests).slice(1, 2))
     assert [bytes(r).hex() for r in sliced_raw] == digests[1:]
+
+
+def test_pairs_searched_on_a_superset_give_the_same_groups():
+    hashes = clustered_hashes(4, clusters=60, per_cluster=5, max_flips=4)
+    chosen = hashes[::2]
+    expected, _ = near_duplicate_groups(chosen, 6)
+    # A superset with extra hashes that would chain otherwise separate groups: their pairs must not count.
+    bridges = chosen[:40] ^ np.int64(0b111)
+    searched = search_near(np.concatenate([hashes, bridges, hashes[:10]]), 6)
+    labels, plan = near_duplicate_groups(chosen, 6, searched)
+    assert labels.tolist() == expected.tolist() and plan == searched.plan
+    assert (expected >= 0).sum() > 50
+    # Not a superset: searched again, same answer.
+    labels, _ = near_duplicate_groups(chosen, 6, search_near(hashes[:7], 6))
+    assert labels.tolist() == expected.tolist()
