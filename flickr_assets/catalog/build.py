@@ -287,7 +287,12 @@ def _write(
 def _rows(source: SourceFile, photos: np.ndarray, groups: RecordGroups) -> pa.Table:
     """The newest record rows of ``photos`` from ``source``, as :data:`RECORD_SCHEMA` (missing: nulls)."""
     table = source.open(RECORD_COLUMNS)
-    table = table.take(pa.array(groups.record_row[photos]))
+    rows = groups.record_row[photos]  # ascending: each photo has one newest record
+    if len(rows) < len(table):
+        # A mask keeps the selected rows in their order with contiguous copies (cheaper than a gather).
+        keep = np.zeros(len(table), dtype=bool)
+        keep[rows] = True
+        table = table.filter(pa.array(keep))
     if not np.array_equal(table["photo_id"].to_numpy(), groups.photo_ids[photos]):
         raise CatalogError(f"{source.path}: rows moved while the catalog was being built; run it again")
     if table.schema.equals(RECORD_SCHEMA):
