@@ -6,9 +6,10 @@ import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .columns import OWNER_BASE, OWNER_COUNT, OWNER_STEP
 from .geometry import scaled_dims
 from .spec import LARGE_EDGE, SIZES
-from .universe import OWNER_BASE, OWNER_COUNT, OWNER_STEP, Universe
+from .universe import Universe
 
 _WORDS = [
     "light",

@@ -9,7 +9,8 @@ import numpy as np
 from .geometry import content_box, is_too_small, scaled_dims
 from .search import criteria_from_python, match
 from .spec import LARGE_EDGE
-from .universe import NORMAL, ZOO_KINDS, Universe
+from .universe import Universe
+from .zoo import NORMAL, ZOO_KINDS
 
 
 @dataclass(frozen=True)
