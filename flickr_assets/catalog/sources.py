@@ -1,6 +1,7 @@
 """The per-keyword input files of the catalog: which keywords, which files, and that they hold still."""
 
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future
@@ -47,7 +48,10 @@ class SourceFile:
                 missing = [name for name in required if name not in names]
                 if missing:
                     raise CatalogError(f"{self.path}: missing column(s) {', '.join(missing)}")
-                return parquet.read(columns=[c for c in columns if c in names])
+                # Files read by worker threads decode on that thread: pyarrow's own pool on top would only
+                # oversubscribe the cores.
+                in_main = threading.current_thread() is threading.main_thread()
+                return parquet.read(columns=[c for c in columns if c in names], use_threads=in_main)
         except (OSError, pa.ArrowInvalid) as error:
             raise CatalogError(f"{self.path}: not a readable Parquet file ({error})") from error
 

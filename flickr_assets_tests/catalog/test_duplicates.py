@@ -7,6 +7,7 @@ import pyarrow as pa
 import pytest
 
 from flickr_assets.catalog.duplicates import (
+    _interleave,
     connected_roots,
     exact_duplicate_groups,
     near_duplicate_groups,
@@ -113,3 +114,25 @@ def test_pairs_searched_on_a_superset_give_the_same_groups():
     # Not a superset: searched again, same answer.
     labels, _ = near_duplicate_groups(chosen, 6, search_near(hashes[:7], 6))
     assert labels.tolist() == expected.tolist()
+
+
+def test_interleaved_bands_keep_distances_and_undo_exactly():
+    hashes = np.random.default_rng(8).integers(-(2**63), 2**63 - 1, 1000, dtype=np.int64).view(np.uint64)
+    for bands in (7, 9, 10):
+        mixed = _interleave(hashes, bands)
+        assert np.array_equal(_interleave(mixed, bands, inverse=True), hashes)
+        assert np.array_equal(np.bitwise_count(mixed[1:] ^ mixed[:-1]), np.bitwise_count(hashes[1:] ^ hashes[:-1]))
+    # Bit 9 (on the 8x8 grid, below bit 1) joins band 0 with bit 0 when there are 9 bands.
+    assert _interleave(np.array([1 << 9], dtype=np.uint64), 9)[0] == 2
+
+
+def test_biased_correlated_hashes_match_brute_force():
+    # Low bits nearly always set and neighbours copied: contiguous bands would hold few distinct values.
+    rng = np.random.default_rng(21)
+    base = rng.integers(0, 2**63 - 1, 3000, dtype=np.int64)
+    base |= 0b1011  # biased bits
+    base ^= (base & 0x5555_5555_5555_5555) << 1  # correlated neighbours
+    hashes = np.unique(np.concatenate([base, base[:300] ^ np.int64(0b1_0000_0001_0000)]))
+    found = {tuple(p) for p in near_pairs(hashes, 6).tolist()}
+    assert len(found) >= 300
+    assert found == brute_force_pairs(hashes, 6)
