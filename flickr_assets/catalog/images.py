@@ -135,6 +135,7 @@ class _ManifestPart:
     width: np.ndarray
     height: np.ndarray
     path: pa.Array | None
+    rows: int = 0  # rows of the manifest (set once its matching arrays are dropped)
 
 
 def _digests(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -214,6 +215,9 @@ def choose_images(
         file[target] = index
         row[target] = rows
         status[target] = codes[rows]
+        # The matching arrays are spent: only the kept columns stay (memory is the limit at 10M rows).
+        part.photo, part.known, part.status_local = photo[:0], part.known[:0], part.status_local[:0]
+        part.rows = len(photo)
         if len(rows) >= 0.9 * len(photo):
             kept.append((part, None))
             at[target] = kept_rows + rows
@@ -247,18 +251,20 @@ def _gather(
         for part, rows in kept:
             values = get(part)
             if values is None:
-                values = np.full((len(part.photo) if rows is None else len(rows), *shape), missing, dtype)
-            pieces.append(values if rows is None or len(values) != len(part.photo) else values[rows])
+                values = np.full((part.rows if rows is None else len(rows), *shape), missing, dtype)
+            pieces.append(values if rows is None or len(values) != part.rows else values[rows])
         if not pieces:
             return np.full((len(at), *shape), missing, dtype)
-        values = np.concatenate(pieces)[index].astype(dtype, copy=False)
+        values = np.concatenate(pieces)
+        del pieces
+        values = values[index].astype(dtype, copy=False)
         values[~has] = missing
         return values
 
     def digest(name: str, which: int) -> Callable[[_ManifestPart], np.ndarray | None]:
         return lambda part: None if getattr(part, name) is None else getattr(part, name)[which]
 
-    paths = [part.path if part.path is not None else pa.nulls(len(part.photo), pa.string()) for part, _ in kept]
+    paths = [part.path if part.path is not None else pa.nulls(part.rows, pa.string()) for part, _ in kept]
     paths = [p if rows is None else p.take(pa.array(rows)) for p, (_, rows) in zip(paths, kept, strict=True)]
     path_array = pa.concat_arrays([pa.array([], pa.string()), *paths])
     return ImageChoice(
