@@ -1,0 +1,122 @@
+"""The REST endpoint: arguments, API key and budget checks, injected faults and the methods Flickr answers."""
+
+import re
+import time
+from email.message import Message
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote
+
+from . import responses
+from .faults import REST_KINDS
+from .reply import DROP, HTML, Reply
+from .responses import HTML_5XX, HTML_429, Format
+from .search import ApiError, search
+
+if TYPE_CHECKING:  # server.py imports this module to answer requests
+    from .server import Simulator
+
+REST_PATH = "/services/rest/"
+_OAUTH_KEY = re.compile(r'oauth_consumer_key="([^"]*)"')
+_KEY_FORMAT = re.compile(r"^[0-9a-f]{32}$")
+_CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,63}$")
+
+# Answers in the format asked for that still make no sense: cut short, wrong types, missing parts, absurd totals.
+GARBLED_JSON: tuple[bytes, ...] = (
+    b'{"photos":{"page":1,"pages":3,"perpage":250,"total":612,"photo":[{"id":"2000261165","owner":"12',
+    b'{"photos":{"page":"one","pages":null,"perpage":[],"total":{"n":1},"photo":"none"},"stat":"ok"}',
+    b'{"stat":"ok"}',
+    b'{"photos":{"page":1,"pages":1,"perpage":250,"total":-5,"photo":[]},"stat":"ok"}',
+    b'{"photos":{"page":1,"pages":40000000,"perpage":250,"total":999999999999999,"photo":[]},"stat":"ok"}',
+)
+GARBLED_XML: tuple[bytes, ...] = (
+    b'<?xml version="1.0" encoding="utf-8" ?>\n<rsp stat="ok">\n<photos page="1" pages="3" perpage="250" tot',
+    b'<?xml version="1.0" encoding="utf-8" ?>\n<rsp stat="ok">\n</rsp>',
+)
+
+
+def answer(sim: "Simulator", query: str, body: bytes, headers: Message) -> Reply:
+    """The answer to one REST call (URL query plus form body), after key, budget and fault checks."""
+    args = dict(parse_qsl(query, keep_blank_values=True))
+    if body and "form" in headers.get("Content-Type", "application/x-www-form-urlencoded"):
+        args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    method = args.get("method", "")
+    key = args.get("api_key") or _oauth_key(headers.get("Authorization", ""))
+    sim.stats.rest(method, key)
+    fmt_name = args.get("format", "rest") or "rest"
+    if fmt_name == "json":
+        callback = None if args.get("nojsoncallback") == "1" else args.get("jsoncallback") or "jsonFlickrApi"
+        fmt = Format("json", callback if callback is None or _CALLBACK.match(callback) else "jsonFlickrApi")
+    else:
+        fmt = Format("rest")
+    if fmt_name not in ("rest", "json"):
+        return _api(fmt, responses.fail(fmt, 111, f'Format "{fmt_name}" not found'))
+    if not key or not _KEY_FORMAT.match(key):
+        return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key has invalid format)"))
+    if key not in sim.api_keys:
+        return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key not found)"))
+    if key in sim.budget.expired:
+        return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key has expired)"))
+    if not sim.budget.admit(key):
+        sim.stats.budget_rejection()
+        return Reply(429, HTML_429, retry_after=3600)
+    slow, fault = sim._picker.pick(REST_KINDS)
+    if slow:
+        sim.stats.fault("slow")
+        time.sleep(sim.faults.slow_seconds)
+    if fault is not None:
+        sim.stats.fault(fault)
+        return _fault(sim, fault, fmt)
+    try:
+        payload = _dispatch(sim, method, args)
+    except ApiError as error:
+        return _api(fmt, responses.fail(fmt, error.code, error.message))
+    return _api(fmt, responses.ok(fmt, payload))
+
+
+def _dispatch(sim: "Simulator", method: str, args: dict[str, str]) -> list[responses.Element]:
+    if method == "flickr.photos.search":
+        result = search(sim.universe, args, int(time.time()), sim.random())
+        extras = {e.strip().lower() for e in args.get("extras", "").split(",") if e.strip()}
+        return responses.photos_payload(sim.universe, result, extras, sim.base_url)
+    if method == "flickr.photos.licenses.getInfo":
+        return responses.licenses_payload()
+    if method == "flickr.test.echo":
+        return responses.echo_payload(args)
+    raise ApiError(112, f'Method "{method}" not found')
+
+
+def _fault(sim: "Simulator", fault: str, fmt: Format) -> Reply:
+    """The answer replacing the real one for an injected REST fault (one of ``REST_KINDS``)."""
+    if fault == "drop":
+        return DROP
+    if fault == "rest_429":
+        return Reply(429, HTML_429, retry_after=sim.faults.retry_after)
+    if fault == "rest_5xx":
+        return Reply(sim._picker.choice([500, 502, 503]), HTML_5XX)  # type: ignore[arg-type]
+    if fault == "api_error":
+        code, message = sim._picker.choice(  # type: ignore[misc]
+            [
+                (105, "Service currently unavailable"),
+                (201, "Sorry, the Flickr API service is not currently available."),
+            ]
+        )
+        return _api(fmt, responses.fail(fmt, code, message))
+    if fault == "bad_body":
+        if sim._picker.choice([True, False]):
+            return Reply(200, b"<!DOCTYPE html><html><body>Flickr is having a massage.</body></html>", HTML)
+        other = Format("json", None) if fmt.kind == "rest" else Format("rest")  # the other format than asked for
+        return _api(other, responses.fail(other, 201, "Sorry, the Flickr API service is not currently available."))
+    if fault == "garbled":
+        return _api(fmt, sim._picker.choice(GARBLED_JSON if fmt.kind == "json" else GARBLED_XML))  # type: ignore[arg-type]
+    raise ValueError(f"unknown REST fault kind {fault!r}; expected one of {REST_KINDS}")
+
+
+def _api(fmt: Format, body: bytes) -> Reply:
+    return Reply(200, body, fmt.content_type)
+
+
+def _oauth_key(header: str) -> str | None:
+    if not header.startswith("OAuth "):
+        return None
+    match = _OAUTH_KEY.search(header)
+    return None if match is None else unquote(match.group(1))
