@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .faults import Budget, Faults
 from .server import Simulator
-from .spec import DEMO_API_KEY, DEMO_API_SECRET
+from .spec import DEMO_API_KEY, DEMO_API_SECRET, TIE_PROFILES, UniverseSpec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", default=".simulator-cache", help="where generated images are cached")
     parser.add_argument("--faults", default="", help='e.g. "rest_5xx=0.1,rest_429=0.05,truncate=0.05"')
     parser.add_argument("--budget", type=int, default=0, help="REST calls per key per hour (0: unlimited)")
+    parser.add_argument(
+        "--ties", choices=sorted(TIE_PROFILES), default="heavy", help="how many photos share an upload second"
+    )
     args = parser.parse_args(argv)
     try:
         faults = Faults.parse(args.faults)
@@ -28,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        sim = Simulator(seed=args.seed, cache_dir=Path(args.cache_dir), faults=faults, budget=budget, port=args.port)
+        sim = Simulator(
+            seed=args.seed,
+            cache_dir=Path(args.cache_dir),
+            faults=faults,
+            budget=budget,
+            port=args.port,
+            spec=UniverseSpec(ties=args.ties),
+        )
         sim.start()
     except OSError as error:
         print(f"flickr simulator: cannot listen on 127.0.0.1:{args.port}: {error.strerror}", file=sys.stderr)
