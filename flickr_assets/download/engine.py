@@ -1,31 +1,27 @@
 """``download_keyword``: the whole download of one keyword, resumable at any moment.
 
 Flow: lock the keyword, clear temp files left by a crash, load manifest + journal, plan (skip what is
-final, assign shards), then stream the tasks through a bounded window of fetch threads; each thread
-fetches (per-host limits, retries), hands the bytes to the process pool (decode, crop, resize, encode on
-every core), writes the file atomically and returns a row that the main thread appends to the journal.
-At the end the journal is merged into ``manifest.parquet`` and a contact sheet is drawn.
+final, assign shards), then stream the tasks: photos decided without a request are recorded here, the
+others go as small jobs to the worker processes (one per core), whose fetch threads fetch (per-host
+limits, retries), process (decode, crop, resize, encode) and write each file atomically, and send back a
+row that this process appends to the journal. At the end the journal is merged into ``manifest.parquet``
+and a contact sheet is drawn.
 """
 
 import logging
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
 
 from flickr_assets.download.contact_sheet import make_contact_sheet
-from flickr_assets.download.fetch import Fetcher, HostLimiter
 from flickr_assets.download.options import DownloadOptions, DownloadProgress, DownloadResult
-from flickr_assets.download.photo import PhotoContext, handle_photo, quick_outcome
-from flickr_assets.download.plan import Task, iter_tasks, open_records, plan_run
-from flickr_assets.download.reuse import stored_elsewhere
-from flickr_assets.download.workers import ImageProcessor
-from flickr_assets.imaging import ImagingOptions
+from flickr_assets.download.photo import HARVEST_TIMES, Job, finish_row, new_row
+from flickr_assets.download.plan import ImagePaths, Task, iter_tasks, known_too_small, open_records, plan_run
+from flickr_assets.download.reuse import COPIED_COLUMNS, link_stored, stored_elsewhere
+from flickr_assets.download.workers import WorkerPool
 from flickr_assets.storage.atomic import remove_stale_temp_files
 from flickr_assets.storage.keys import validate_keyword
 from flickr_assets.storage.layout import DataLayout
@@ -84,7 +80,7 @@ def download_keyword(
         run_counts=dict(run.counts),
         counts=dict(counts),
         linked=run.linked,
-        requests=run.context.requests,
+        requests=run.requests,
         bytes_fetched=run.bytes_fetched,
         elapsed_s=time.monotonic() - started,
         stopped=run.stopped,
@@ -96,7 +92,7 @@ def download_keyword(
 
 
 class _Run:
-    """The moving parts of one run: fetch threads, the process pool, counters and progress."""
+    """The moving parts of one run: the worker processes, counters and progress."""
 
     def __init__(
         self,
@@ -109,91 +105,69 @@ class _Run:
         on_progress: ProgressCallback | None,
         should_stop: Callable[[], bool] | None,
     ) -> None:
+        self.layout = layout
         self.options = options
         self.keyword = keyword
         self.total = total
         self.started = started
+        self.elsewhere = elsewhere
         self.on_progress = on_progress
         self.should_stop = should_stop
-        self.done = self.linked = self.bytes_fetched = 0
+        self.paths = ImagePaths(layout, keyword)
+        self.done = self.linked = self.bytes_fetched = self.requests = 0
         self.counts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.stopped = False
-        self._processor: ImageProcessor | None = None
-        self._processor_lock = threading.Lock()
-        limiter = HostLimiter(options.per_host, options.per_host_original, options.original_interval)
-        fetcher = Fetcher(
-            limiter,
-            options.timeout,
-            options.user_agent,
-            options.retry_after_max,
-            max(options.per_host, options.fetchers),
-        )
-        self.context = PhotoContext(layout, keyword, options, fetcher, self.processor, elsewhere)
-
-    def processor(self) -> ImageProcessor:
-        """The process pool, started on first use (a run with nothing to fetch never starts it)."""
-        with self._processor_lock:
-            if self._processor is None:
-                imaging = ImagingOptions(
-                    max_side=self.options.max_side, min_side=self.options.min_side, quality=self.options.quality
-                )
-                self._processor = ImageProcessor(self.options.process_count, imaging)
-            return self._processor
 
     def execute(self, tasks: Iterator[Task], journal: ManifestJournal) -> None:
-        """Run every task, keeping at most a bounded number in flight, journaling each finished row."""
-        window = self.options.fetchers * 2
+        """Run every task, keeping a bounded number in flight, journaling each finished row. The worker
+        processes start with the first photo that needs a request (a run with nothing to fetch starts none)."""
+        pool: WorkerPool | None = None
         last_report = time.monotonic()
-        # Finished futures arrive on a queue: ``concurrent.futures.wait`` over the whole window would lock
-        # every pending future on each call, which cost more main-process CPU than the HTTP requests.
-        finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
-        in_flight = 0
         exhausted = False
-        threads = ThreadPoolExecutor(self.options.fetchers, thread_name_prefix=f"fetch-{self.keyword[:20]}")
         try:
             while True:
                 if not self.stopped and self.should_stop is not None and self.should_stop():
                     log.info("%s: stop requested; finishing the photos in flight", self.keyword)
                     self.stopped = True
-                    self.context.stopping.set()
-                while not exhausted and not self.stopped and in_flight < window:
+                    if pool is not None:
+                        pool.stop()
+                while not exhausted and not self.stopped and (pool is None or pool.has_room()):
                     task = next(tasks, None)
                     if task is None:
                         exhausted = True
-                    elif (row := quick_outcome(self.context, task)) is not None:
+                    elif (row := self._without_request(task)) is not None:
                         self._record(row, journal)
                     else:
-                        threads.submit(handle_photo, self.context, task).add_done_callback(finished.put)
-                        in_flight += 1
-                if not in_flight and (exhausted or self.stopped):
-                    break
-                try:
-                    future = finished.get(timeout=0.5)
-                except queue.Empty:
-                    future = None
-                while future is not None:
-                    in_flight -= 1
-                    row = future.result()
-                    if row is not None:
-                        self._record(row, journal)
-                    try:
-                        future = finished.get_nowait()
-                    except queue.Empty:
-                        future = None
+                        pool = pool or WorkerPool(self.options)
+                        pool.submit(make_job(self.paths, task))
+                if pool is None or not pool.in_flight:
+                    if exhausted or self.stopped:
+                        break
+                    continue
+                for finished in pool.collect(timeout=0.5):
+                    self.requests += finished.requests
+                    if finished.row is not None:
+                        self._record(finished.row, journal)
                 if self.on_progress is not None and time.monotonic() - last_report >= self.options.progress_every:
                     last_report = time.monotonic()
                     self.on_progress(self.progress())
             if self.on_progress is not None:
                 self.on_progress(self.progress())
         except BaseException:
-            self.context.stopping.set()
+            if pool is not None:
+                pool.stop()
             raise
         finally:
-            threads.shutdown(wait=True, cancel_futures=True)
-            self.context.fetcher.close()
-            if self._processor is not None:
-                self._processor.close()
+            if pool is not None:
+                pool.close()
+
+    def _without_request(self, task: Task) -> dict | None:
+        """The row of a photo decided here (no image URL, known too small, linked from another keyword)."""
+        row = quick_outcome(self.options, task)
+        if row is None and self.elsewhere:
+            row = linked_outcome(self.layout, self.paths, self.elsewhere, task)
+        return row
 
     def _record(self, row: dict, journal: ManifestJournal) -> None:
         journal.append(row)
@@ -208,6 +182,48 @@ class _Run:
     def progress(self) -> DownloadProgress:
         """The current progress snapshot."""
         return DownloadProgress(self.keyword, self.done, self.total, time.monotonic() - self.started, dict(self.counts))
+
+
+def quick_outcome(options: DownloadOptions, task: Task) -> dict | None:
+    """The row of a photo that needs no request at all (no image URL, or known to be too small)."""
+    source = task.source
+    if source is None:
+        return new_row(task.photo_id, "unavailable", reason="the record has neither url_l nor url_o")
+    if known_too_small(source, options):
+        return new_row(
+            task.photo_id,
+            "too_small",
+            reason=f"the record gives {source.width}x{source.height} (min side {options.min_side})",
+            source=source.kind,
+            url=source.url,
+            original_width=source.width,
+            original_height=source.height,
+            bytes_fetched=0,
+        )
+    return None
+
+
+def linked_outcome(layout: DataLayout, paths: ImagePaths, elsewhere: dict[int, dict], task: Task) -> dict | None:
+    """The row of a photo already stored for another keyword, once linked here; None if it must be fetched."""
+    other = elsewhere.get(task.photo_id)
+    if other is None:
+        return None
+    started = time.monotonic()
+    destination = paths.file(task.shard, task.file_name)
+    if not link_stored(layout, other, destination):
+        return None
+    values = {name: other[name] for name in COPIED_COLUMNS}
+    values.update(reason=f"linked from {other['linked_from']}", bytes_fetched=0, path=paths.relative(destination))
+    return finish_row(new_row(task.photo_id, "ok", **values), started)
+
+
+def make_job(paths: ImagePaths, task: Task) -> Job:
+    """The work item of a photo to fetch (``quick_outcome`` and ``linked_outcome`` said None)."""
+    assert task.source is not None, "quick_outcome handles records without a source"
+    destination = paths.file(task.shard, task.file_name)
+    metadata = {k: v for k, v in (task.record or {}).items() if k not in HARVEST_TIMES}
+    relative = paths.relative(destination)
+    return Job(task.photo_id, task.source.kind, task.source.url, str(destination), relative, metadata)
 
 
 def _reason_kind(reason: str) -> str:

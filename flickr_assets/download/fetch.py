@@ -1,16 +1,11 @@
 """One HTTP attempt at a static image URL, with keep-alive connections and per-host manners.
 
-:class:`HostLimiter` caps concurrent requests per host (a lower cap and a minimum spacing for Originals)
-and pauses a host after it answers 429 with ``Retry-After``, for every thread at once. :class:`Fetcher`
-makes one attempt (following redirects by hand, so the placeholder redirect is seen and never fetched)
-and sorts the answer into an :class:`Answer`; the retry policy lives with the caller.
+:class:`Fetcher` makes one attempt (following redirects by hand, so the placeholder redirect is seen and
+never fetched) within the :class:`~flickr_assets.download.limits.HostLimiter`'s limits and sorts the answer
+into an :class:`Answer`; the retry policy lives with the caller.
 """
 
-import contextlib
-import threading
-import time
 import urllib.parse
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,7 +14,6 @@ import urllib3
 from flickr_assets.download.classify import (
     describe_body,
     is_missing_status,
-    is_original_url,
     is_placeholder_body,
     is_placeholder_url,
     is_retryable_status,
@@ -27,6 +21,7 @@ from flickr_assets.download.classify import (
     retry_after_seconds,
     sniff_image,
 )
+from flickr_assets.download.limits import HostLimiter
 
 MAX_REDIRECTS = 5
 
@@ -47,71 +42,6 @@ class Answer:
     retry_after: float | None = None
     bytes_received: int = 0
     requests: int = 0
-
-
-class _Gate:
-    """Concurrency cap, minimum spacing and pause for one (host, class) pair."""
-
-    def __init__(self, limit: int, interval: float) -> None:
-        self._slots = threading.BoundedSemaphore(limit)
-        self._lock = threading.Lock()
-        self._interval = interval
-        self._next_start = 0.0
-        self._paused_until = 0.0
-
-    def acquire(self) -> None:
-        self._slots.acquire()
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                start = max(self._next_start, self._paused_until)
-                if now >= start:
-                    self._next_start = now + self._interval
-                    return
-            time.sleep(start - now)
-
-    def release(self) -> None:
-        self._slots.release()
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-
-class HostLimiter:
-    """Per-host request limits shared by all fetch threads."""
-
-    def __init__(self, per_host: int, per_host_original: int, original_interval: float) -> None:
-        self._per_host = per_host
-        self._per_host_original = per_host_original
-        self._original_interval = original_interval
-        self._gates: dict[tuple[str, bool], _Gate] = {}
-        self._lock = threading.Lock()
-
-    def _gate(self, url: str) -> _Gate:
-        key = (urllib.parse.urlsplit(url).netloc.lower(), is_original_url(url))
-        with self._lock:
-            gate = self._gates.get(key)
-            if gate is None:
-                limit, interval = (
-                    (self._per_host_original, self._original_interval) if key[1] else (self._per_host, 0.0)
-                )
-                gate = self._gates[key] = _Gate(limit, interval)
-            return gate
-
-    @contextlib.contextmanager
-    def slot(self, url: str) -> Iterator[None]:
-        """Hold one request slot for ``url``'s host (waiting for a pause or spacing to pass)."""
-        gate = self._gate(url)
-        gate.acquire()
-        try:
-            yield
-        finally:
-            gate.release()
-
-    def pause(self, url: str, seconds: float) -> None:
-        """Hold back every request of ``url``'s host and class for ``seconds`` (after a 429)."""
-        self._gate(url).pause(seconds)
 
 
 class Fetcher:

@@ -1,24 +1,26 @@
 """Everything that happens to one photo: link or fetch, classify, retry, process, store, one manifest row.
 
-Runs on a fetch thread. The outcome is a manifest row; the image file (if any) is written atomically
-before the row is returned, so a row in the journal always means its file is complete.
+The download process decides what needs no request (see ``engine``) and hands the rest out as small
+:class:`Job` items; a worker process's fetch thread brings each job to a row (:func:`fetch_and_store`), so
+the image bytes never leave the process that fetched them. Nothing here imports pyarrow: the worker
+processes stay small. The image file
+(if any) is written atomically before the row is returned: a row in the journal always means its file is
+complete.
 """
 
 import datetime as dt
 import errno
 import random
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from flickr_assets.download.fetch import Fetcher
 from flickr_assets.download.options import DownloadOptions
-from flickr_assets.download.plan import ImagePaths, Task, known_too_small
-from flickr_assets.download.reuse import COPIED_COLUMNS, link_stored
-from flickr_assets.download.workers import ImageProcessor, ProcessingCrashed, StoredImage
-from flickr_assets.imaging import InvalidImage
-from flickr_assets.storage.layout import DataLayout
+from flickr_assets.download.store import StoredImage, process_and_store
+from flickr_assets.imaging import ImagingOptions, InvalidImage
 
 # The file embeds the photo's facts, not when we happened to see it: the same photo stored twice gives the same
 # bytes.
@@ -30,27 +32,27 @@ class DiskFull(OSError):
     """The data folder cannot take more files: every later photo would fail the same way, so the run stops."""
 
 
+@dataclass(frozen=True)
+class Job:
+    """One photo to fetch, process and store: what a worker process needs, and nothing big."""
+
+    photo_id: int
+    source: str  # "large" or "original"
+    url: str
+    destination: str  # absolute path of the image file
+    relative: str  # the manifest's ``path``
+    metadata: dict  # the record, as embedded in the file
+
+
 @dataclass
-class PhotoContext:
-    """What every fetch thread shares during one run."""
+class WorkerEnv:
+    """What the fetch threads of one worker process share."""
 
-    layout: DataLayout
-    keyword: str
     options: DownloadOptions
+    imaging: ImagingOptions
     fetcher: Fetcher
-    processor: Callable[[], ImageProcessor]
-    stored_elsewhere: dict[int, dict] = field(default_factory=dict)
-    stopping: threading.Event = field(default_factory=threading.Event)
-    requests: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    paths: ImagePaths = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.paths = ImagePaths(self.layout, self.keyword)
-
-    def count_requests(self, count: int) -> None:
-        with self._lock:
-            self.requests += count
+    stopping: Any  # an Event (threading or multiprocessing): the run is ending, abandon unfinished photos
+    processor: Executor  # the process's one image-processing thread
 
 
 def new_row(photo_id: int, status: str, **values: object) -> dict:
@@ -60,80 +62,56 @@ def new_row(photo_id: int, status: str, **values: object) -> dict:
     return row
 
 
-def quick_outcome(ctx: PhotoContext, task: Task) -> dict | None:
-    """The row of a photo that needs no request at all (no image URL, or known to be too small)."""
-    source = task.source
-    if source is None:
-        return new_row(task.photo_id, "unavailable", reason="the record has neither url_l nor url_o")
-    if known_too_small(source, ctx.options):
-        return new_row(
-            task.photo_id,
-            "too_small",
-            reason=f"the record gives {source.width}x{source.height} (min side {ctx.options.min_side})",
-            source=source.kind,
-            url=source.url,
-            original_width=source.width,
-            original_height=source.height,
-            bytes_fetched=0,
-        )
-    return None
+def crashed_row(job: Job, crashes: int) -> dict:
+    """The row of a photo whose worker process died under it ``crashes`` times (tried again next run)."""
+    reason = f"image processing crashed (worker process died {crashes} times)"
+    return finish_row(new_row(job.photo_id, "failed", source=job.source, url=job.url, reason=reason), 0.0)
 
 
-def handle_photo(ctx: PhotoContext, task: Task) -> dict | None:
-    """Bring one photo to a final or failed state; None if the run is stopping before it finished."""
+def fetch_and_store(env: WorkerEnv, job: Job) -> tuple[dict | None, int]:
+    """Bring one photo to a final or failed row (None if the run is stopping first); also the number of HTTP
+    requests made. Runs on a worker process's fetch thread."""
     started = time.monotonic()
-    destination = ctx.paths.file(task.shard, task.file_name)
-    relative = ctx.paths.relative(destination)
-    assert task.source is not None, "quick_outcome handles records without a source"
-    source = task.source
-
-    other = ctx.stored_elsewhere.get(task.photo_id)
-    if other is not None and link_stored(ctx.layout, other, destination):
-        values = {name: other[name] for name in COPIED_COLUMNS}
-        values.update(reason=f"linked from {other['linked_from']}", bytes_fetched=0, path=relative)
-        return _finish(new_row(task.photo_id, "ok", **values), started)
-
-    row = new_row(task.photo_id, "failed", source=source.kind, url=source.url, path=relative, bytes_fetched=0)
-    metadata = {k: v for k, v in (task.record or {}).items() if k not in HARVEST_TIMES}
+    options = env.options
+    destination = Path(job.destination)
+    row = new_row(job.photo_id, "failed", source=job.source, url=job.url, path=job.relative, bytes_fetched=0)
     decode_errors: list[str] = []
     reason = "no attempt made"
-    while row["attempts"] < ctx.options.attempts:
-        if ctx.stopping.is_set():
-            return None
+    requests = 0
+    while row["attempts"] < options.attempts:
+        if env.stopping.is_set():
+            return None, requests
         row["attempts"] += 1
-        answer = ctx.fetcher.get(source.url)
-        ctx.count_requests(answer.requests)
+        answer = env.fetcher.get(job.url)
+        requests += answer.requests
         row["bytes_fetched"] += answer.bytes_received
         reason = answer.reason or ""
         if answer.kind in ("unavailable", "not_found"):
-            return _finish(row | {"status": answer.kind, "reason": reason, "path": None}, started)
+            return finish_row(row | {"status": answer.kind, "reason": reason, "path": None}, started), requests
         if answer.kind == "refused":
-            return _finish(row | {"reason": reason}, started)
+            return finish_row(row | {"reason": reason}, started), requests
         if answer.kind == "body":
             assert answer.body is not None
             try:
-                result = ctx.processor().process(answer.body, metadata, destination)
+                result = process_and_store(answer.body, job.metadata, env.imaging, destination, env.processor)
             except InvalidImage as error:
                 decode_errors.append(str(error))
                 reason = f"undecodable image: {error}"
-                if len(decode_errors) >= min(ctx.options.decode_attempts, ctx.options.attempts) and (
-                    len(set(decode_errors)) == 1
-                ):
-                    return _finish(row | {"status": "invalid", "reason": reason, "path": None}, started)
-                _pause(ctx, row["attempts"], None)
-                continue
-            except ProcessingCrashed as error:
-                reason = str(error)
+                settled = len(decode_errors) >= min(options.decode_attempts, options.attempts)
+                if settled and len(set(decode_errors)) == 1:
+                    return finish_row(row | {"status": "invalid", "reason": reason, "path": None}, started), requests
+                _pause(env, row["attempts"], None)
                 continue
             except Exception as error:  # a processing bug is not the image's fault: retry on the next run
                 if isinstance(error, OSError) and error.errno in DISK_FULL:
                     raise DiskFull(
                         error.errno, f"no room to store images under {destination.parent}: {error}"
                     ) from None
-                return _finish(row | {"reason": f"processing error: {type(error).__name__}: {error}"}, started)
-            return _finish(_stored_row(row, result), started)
-        _pause(ctx, row["attempts"], answer.retry_after)
-    return _finish(row | {"reason": f"gave up after {row['attempts']} attempts: {reason}"}, started)
+                reason = f"processing error: {type(error).__name__}: {error}"
+                return finish_row(row | {"reason": reason}, started), requests
+            return finish_row(_stored_row(row, result), started), requests
+        _pause(env, row["attempts"], answer.retry_after)
+    return finish_row(row | {"reason": f"gave up after {row['attempts']} attempts: {reason}"}, started), requests
 
 
 def _stored_row(row: dict, result: StoredImage) -> dict:
@@ -160,18 +138,20 @@ def _stored_row(row: dict, result: StoredImage) -> dict:
     }
 
 
-def _pause(ctx: PhotoContext, attempt: int, retry_after: float | None) -> None:
+def _pause(env: WorkerEnv, attempt: int, retry_after: float | None) -> None:
     """Wait before the next attempt: the server's Retry-After, else exponential backoff with jitter."""
-    if attempt >= ctx.options.attempts:
+    options = env.options
+    if attempt >= options.attempts:
         return
     if retry_after is not None:
         delay = retry_after
     else:
-        delay = min(ctx.options.backoff_max, ctx.options.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-    ctx.stopping.wait(delay)
+        delay = min(options.backoff_max, options.backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+    env.stopping.wait(delay)
 
 
-def _finish(row: dict, started: float) -> dict:
-    row["elapsed_ms"] = (time.monotonic() - started) * 1000.0
+def finish_row(row: dict, started: float) -> dict:
+    """Stamp a finished row with its time (``started`` 0: unknown, a worker died under the photo)."""
+    row["elapsed_ms"] = (time.monotonic() - started) * 1000.0 if started else 0.0
     row["updated_at"] = dt.datetime.now(dt.UTC)
     return row

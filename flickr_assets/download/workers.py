@@ -1,86 +1,132 @@
-"""Image processing on every core: a pool of processes running :func:`flickr_assets.imaging.process_image`
-and writing the result (atomically) where the download wants it, so the stored bytes never travel back.
+"""The download's worker processes, one per core: each runs a few fetch threads that fetch, process and
+store photos, so image bytes never cross a process boundary; the download process only hands out small
+:class:`~flickr_assets.download.photo.Job` items and receives manifest rows.
 
-Workers come from a ``forkserver`` that has imported the imaging code once (never ``fork`` a process full
-of threads; plain ``spawn`` would pay the imports in every worker). Each worker watches its parent: if the
-download process is killed (SIGKILL leaves no chance to clean up) the workers exit by themselves.
+Per-host limits hold across all workers (:class:`~flickr_assets.download.limits.SharedLimits`). Workers
+come from a ``forkserver`` that has imported the imaging code once (never ``fork`` a process full of
+threads; plain ``spawn`` would pay the imports in every worker). Each worker watches its parent: if the
+download process is killed (SIGKILL leaves no chance to clean up) the workers exit by themselves. A worker
+that dies (a crash in a decoder, the OOM killer) is replaced and its photos are handed out again; a photo
+that was in flight at two deaths is recorded ``failed`` (tried again on the next run).
 """
 
-import hashlib
+import math
 import multiprocessing
+import multiprocessing.connection
 import os
+import select
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
 
-from flickr_assets.imaging import ImagingOptions, InvalidImage, process_image
-from flickr_assets.imaging.model import Box, Size
-from flickr_assets.storage.atomic import write_bytes
+from flickr_assets.download.fetch import Fetcher
+from flickr_assets.download.limits import HostLimiter, SharedLimits
+from flickr_assets.download.options import DownloadOptions
+from flickr_assets.download.photo import Job, WorkerEnv, crashed_row, fetch_and_store
+from flickr_assets.imaging import ImagingOptions
 
-
-class ProcessingCrashed(RuntimeError):
-    """A worker died while processing an image (the pool was restarted)."""
+#: Deaths of a worker with a photo in flight after which the photo is recorded ``failed``.
+MAX_CRASHES = 2
 
 
 @dataclass(frozen=True)
-class StoredImage:
-    """The outcome of one image: ``ok`` (stored at the given path, with its sha256) or ``too_small``."""
+class Finished:
+    """A photo handed back by a worker: its row (None: abandoned because the run is stopping)."""
 
-    status: str
-    original_size: Size
-    stored_size: Size | None
-    crop_box: Box | None
-    reencoded: bool
-    phash: int | None
-    sha256: str | None  # of the stored file (metadata included): the integrity check of the file
-    source_sha256: str | None  # of the bytes as served: equal for byte-identical uploads (exact duplicates)
+    photo_id: int
+    row: dict | None
+    requests: int
 
 
-def process_and_store(data: bytes, metadata: dict, options: ImagingOptions, destination: str) -> StoredImage:
-    """Process one image and, if it is kept, write it to ``destination`` atomically (runs in a worker)."""
-    result = process_image(data, metadata, options)
-    digest = source_digest = None
-    if result.status == "ok" and result.jpeg is not None:
-        write_bytes(Path(destination), result.jpeg)
-        digest = hashlib.sha256(result.jpeg).hexdigest()
-        source_digest = hashlib.sha256(data).hexdigest()
-    return StoredImage(
-        result.status,
-        result.original_size,
-        result.stored_size,
-        result.crop_box,
-        result.reencoded,
-        result.phash,
-        digest,
-        source_digest,
-    )
+def _orphaned(parent: int, direct: int) -> bool:
+    """Whether the download process is gone. Our direct parent is the forkserver (which exits with the
+    download process) or, with spawn, the download process itself."""
+    if os.getppid() != direct:
+        return True
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
 
 
-def _watch_parent(parent: int) -> None:
-    # Our direct parent is the forkserver (or the download process itself with spawn); either way, when the
-    # download process is gone, so is the reason to live.
-    direct = os.getppid()
+def _reader_gone(poller: select.poll) -> bool:
+    """Whether nobody reads our results any more: a pipe's write end reports an error as soon as its reader
+    is closed, which the kernel does the moment the download process dies (before any parent check shows it)."""
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+
+
+def _watch_parent(parent: int, direct: int) -> None:
+    while not _orphaned(parent, direct):
+        time.sleep(0.2)
+    os._exit(0)
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` if it survives pickling, else a RuntimeError saying what it was."""
+    if isinstance(error, OSError) or type(error).__module__ == "builtins":
+        return error
+    return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _fetch_loop(
+    env: WorkerEnv, jobs: Connection, results: Connection, locks: tuple[threading.Lock, ...], parents: tuple[int, int]
+) -> None:
+    receive_lock, send_lock = locks
+    poller = select.poll()
+    poller.register(results.fileno(), select.POLLOUT)
     while True:
+        with receive_lock:
+            try:
+                job = jobs.recv()
+            except (EOFError, OSError):
+                return
+        if job is None:
+            return
+        if _reader_gone(poller) or _orphaned(*parents):
+            # Jobs still buffered in the pipe of a killed download: fetching them would only fetch them twice.
+            os._exit(0)
         try:
-            os.kill(parent, 0)
-        except ProcessLookupError:
-            os._exit(0)
-        except PermissionError:
-            pass
-        if os.getppid() != direct:
-            os._exit(0)
-        time.sleep(0.5)
+            row, requests = fetch_and_store(env, job)
+            message: tuple = ("done", job.photo_id, row, requests)
+        except BaseException as error:  # the download process decides (DiskFull stops the run)
+            message = ("fatal", job.photo_id, _portable(error))
+        with send_lock:
+            results.send(message)
 
 
-def _init_worker(parent: int) -> None:
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watch").start()
-
-
-def _warm_up() -> int:
-    return os.getpid()
+def worker_main(
+    jobs: Connection,
+    results: Connection,
+    parent: int,
+    threads: int,
+    options: DownloadOptions,
+    limits: SharedLimits,
+    stopping: Any,
+) -> None:
+    """A worker process: ``threads`` fetch threads serving the jobs that arrive on ``jobs``."""
+    parents = (parent, os.getppid())
+    threading.Thread(target=_watch_parent, args=parents, daemon=True, name="parent-watch").start()
+    imaging = ImagingOptions(max_side=options.max_side, min_side=options.min_side, quality=options.quality)
+    fetcher = Fetcher(HostLimiter.shared(limits), options.timeout, options.user_agent, options.retry_after_max, threads)
+    processor = ThreadPoolExecutor(1, thread_name_prefix="process")
+    env = WorkerEnv(options, imaging, fetcher, stopping, processor)
+    locks = (threading.Lock(), threading.Lock())
+    pool = [
+        threading.Thread(target=_fetch_loop, args=(env, jobs, results, locks, parents), name=f"fetch-{n}")
+        for n in range(threads)
+    ]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    processor.shutdown()
+    fetcher.close()
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -91,45 +137,129 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
-class ImageProcessor:
-    """A process pool running ``process_image``; thread-safe; restarts itself if a worker dies."""
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    jobs: Connection  # our sending end
+    results: Connection  # our receiving end
+    in_flight: dict[int, Job] = field(default_factory=dict)
 
-    def __init__(self, processes: int, options: ImagingOptions) -> None:
-        self.processes = processes
+
+class WorkerPool:
+    """Worker processes fetching, processing and storing photos; used by one thread of the download."""
+
+    def __init__(self, options: DownloadOptions) -> None:
         self.options = options
-        self._lock = threading.Lock()
-        self._pool = self._start()
-
-    def _start(self) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=self.processes,
-            mp_context=_context(),
-            initializer=_init_worker,
-            initargs=(os.getpid(),),
+        self.processes = options.process_count
+        self.threads = max(1, math.ceil(options.fetchers / self.processes))
+        self.window = 2 * self.threads  # jobs per worker: one being fetched and one waiting, per thread
+        self._context = _context()
+        self._limits = SharedLimits.create(
+            self._context, options.per_host, options.per_host_original, options.original_interval
         )
-        # Start every worker now (imports take a moment) rather than on the first images.
-        for future in [pool.submit(_warm_up) for _ in range(self.processes)]:
-            future.result()
-        return pool
+        self._stopping = self._context.Event()
+        self._crashes: dict[int, int] = {}
+        self._workers = [self._start() for _ in range(self.processes)]
 
-    def process(self, data: bytes, metadata: dict, destination: Path) -> StoredImage:
-        """Process one image and store it at ``destination`` if kept, waiting for the result. Raises
-        ``InvalidImage`` for undecodable bytes and :class:`ProcessingCrashed` if the worker died (the pool is
-        replaced for the next images)."""
-        with self._lock:
-            pool = self._pool
+    def _start(self) -> _Worker:
+        jobs_out, jobs_in = self._context.Pipe(duplex=False)
+        results_out, results_in = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=worker_main,
+            args=(jobs_out, results_in, os.getpid(), self.threads, self.options, self._limits, self._stopping),
+            name="download-worker",
+            daemon=True,
+        )
+        process.start()
+        jobs_out.close()
+        results_in.close()
+        return _Worker(process, jobs_in, results_out)
+
+    @property
+    def in_flight(self) -> int:
+        """Photos handed out and not yet back."""
+        return sum(len(worker.in_flight) for worker in self._workers)
+
+    def has_room(self) -> bool:
+        """Whether a worker can take another job now."""
+        return any(len(worker.in_flight) < self.window for worker in self._workers)
+
+    def submit(self, job: Job) -> None:
+        """Hand ``job`` to the least busy worker."""
+        worker = min(self._workers, key=lambda w: len(w.in_flight))
+        worker.in_flight[job.photo_id] = job
+        worker.jobs.send(job)
+
+    def stop(self) -> None:
+        """Ask every worker to abandon photos not yet finished (their rows come back as None)."""
+        self._stopping.set()
+
+    def collect(self, timeout: float) -> list[Finished]:
+        """Photos finished since the last call, waiting up to ``timeout`` for the first. Raises what a
+        worker could not handle (e.g. ``DiskFull``); replaces dead workers."""
+        by_handle = {worker.results: worker for worker in self._workers}
+        by_sentinel = {worker.process.sentinel: worker for worker in self._workers}
+        ready = multiprocessing.connection.wait([*by_handle, *by_sentinel], timeout)
+        finished: list[Finished] = []
+        for handle in ready:
+            worker = by_handle.get(handle)  # type: ignore[call-overload]
+            if worker is not None:
+                self._drain(worker, finished)
+        for handle in ready:
+            worker = by_sentinel.get(handle)  # type: ignore[call-overload]
+            if worker is not None:
+                self._replace(worker, finished)
+        return finished
+
+    def _drain(self, worker: _Worker, finished: list[Finished]) -> None:
         try:
-            return pool.submit(process_and_store, data, metadata, self.options, str(destination)).result()
-        except InvalidImage:
-            raise
-        except BrokenProcessPool:
-            with self._lock:
-                if self._pool is pool:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = self._start()
-            raise ProcessingCrashed("image processing crashed (worker process died)") from None
+            while worker.results.poll():
+                message = worker.results.recv()
+                if message[0] == "fatal":
+                    worker.in_flight.pop(message[1], None)
+                    raise message[2]
+                _, photo_id, row, requests = message
+                worker.in_flight.pop(photo_id, None)
+                self._crashes.pop(photo_id, None)
+                finished.append(Finished(photo_id, row, requests))
+        except (EOFError, ConnectionError):
+            return  # the worker is gone; its sentinel says so too
+
+    def _replace(self, worker: _Worker, finished: list[Finished]) -> None:
+        self._drain(worker, finished)
+        worker.process.join(1)
+        worker.jobs.close()
+        worker.results.close()
+        index = self._workers.index(worker)
+        self._workers[index] = replacement = self._start()
+        for job in worker.in_flight.values():
+            crashes = self._crashes[job.photo_id] = self._crashes.get(job.photo_id, 0) + 1
+            if crashes >= MAX_CRASHES or self._stopping.is_set():
+                self._crashes.pop(job.photo_id)
+                finished.append(Finished(job.photo_id, crashed_row(job, crashes), 0))
+            else:
+                replacement.in_flight[job.photo_id] = job
+                replacement.jobs.send(job)
 
     def close(self) -> None:
-        """Stop the workers."""
-        with self._lock:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        """Let the workers finish their photos and exit (their job pipes are closed), then reap them.
+        Rows still arriving are dropped: the run is over, those photos are handled again next time."""
+        for worker in self._workers:
+            worker.jobs.close()
+        deadline = time.monotonic() + 30
+        alive = list(self._workers)
+        while alive and time.monotonic() < deadline:
+            handles = [w.results for w in alive] + [w.process.sentinel for w in alive]
+            multiprocessing.connection.wait(handles, 0.5)
+            for worker in alive:
+                try:
+                    while worker.results.poll():
+                        worker.results.recv()  # a worker blocked on a full pipe could never exit
+                except (EOFError, ConnectionError):
+                    pass
+            alive = [w for w in alive if w.process.is_alive()]
+        for worker in self._workers:
+            if worker.process.is_alive():
+                worker.process.kill()
+            worker.process.join(5)
+            worker.results.close()

@@ -15,7 +15,7 @@ from flickr_assets.download.classify import (
     retry_after_seconds,
     sniff_image,
 )
-from flickr_assets.download.fetch import HostLimiter
+from flickr_assets.download.limits import HostLimiter
 from flickr_assets.download.options import DownloadOptions, DownloadProgress
 
 

@@ -1,0 +1,136 @@
+"""Per-host manners: a cap on concurrent requests per host (a lower cap and a minimum spacing for Originals)
+and a pause of a host after it answers 429 with ``Retry-After``, for every fetcher at once.
+
+:class:`HostLimiter` works across threads and, built from :class:`SharedLimits`, across the download's
+worker processes (each worker fetches its own images): the caps are then process-shared semaphores and the
+spacing / pause times live in shared memory (``time.monotonic`` is one system-wide clock on Linux). Shared
+limits are made before the workers start, so hosts map onto a fixed number of buckets; two hosts sharing a
+bucket share its cap, which is only ever stricter.
+"""
+
+import contextlib
+import multiprocessing.context
+import threading
+import time
+import urllib.parse
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flickr_assets.download.classify import is_original_url
+
+#: Buckets per request class (Large / Original) of shared limits.
+SHARED_BUCKETS = 8
+
+
+class _Gate:
+    """Concurrency cap, minimum spacing and pause for one (host, class) pair. ``state[offset]`` is the
+    earliest next start (spacing), ``state[offset + 1]`` the end of a pause."""
+
+    def __init__(self, slots: Any, lock: Any, state: Any, offset: int, interval: float) -> None:
+        self._slots = slots
+        self._lock = lock
+        self._state = state
+        self._offset = offset
+        self._interval = interval
+
+    def acquire(self) -> None:
+        self._slots.acquire()
+        state, offset = self._state, self._offset
+        try:
+            while True:
+                with self._lock:
+                    now = time.monotonic()
+                    start = max(state[offset], state[offset + 1])
+                    if now >= start:
+                        state[offset] = now + self._interval
+                        return
+                time.sleep(start - now)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def release(self) -> None:
+        self._slots.release()
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            index = self._offset + 1
+            self._state[index] = max(self._state[index], time.monotonic() + seconds)
+
+
+@dataclass
+class SharedLimits:
+    """Process-shared state of a :class:`HostLimiter`; pass it to worker processes when starting them."""
+
+    per_host: int
+    per_host_original: int
+    original_interval: float
+    slots: list[Any]  # semaphores: SHARED_BUCKETS for Large, then SHARED_BUCKETS for Originals
+    lock: Any
+    state: Any  # RawArray of doubles, two per semaphore
+
+    @classmethod
+    def create(
+        cls, context: multiprocessing.context.BaseContext, per_host: int, per_host_original: int, interval: float
+    ) -> "SharedLimits":
+        """Fresh limits (nothing in flight, no pause) made with ``context``'s primitives."""
+        limits = [per_host] * SHARED_BUCKETS + [per_host_original] * SHARED_BUCKETS
+        return cls(
+            per_host,
+            per_host_original,
+            interval,
+            [context.BoundedSemaphore(limit) for limit in limits],
+            context.Lock(),
+            context.RawArray("d", 2 * len(limits)),
+        )
+
+
+class HostLimiter:
+    """Per-host request limits shared by all fetch threads (and processes, see :meth:`shared`)."""
+
+    def __init__(self, per_host: int, per_host_original: int, original_interval: float) -> None:
+        self._per_host = per_host
+        self._per_host_original = per_host_original
+        self._original_interval = original_interval
+        self._gates: dict[tuple[str, bool], _Gate] = {}
+        self._lock = threading.Lock()
+        self._shared: SharedLimits | None = None
+
+    @classmethod
+    def shared(cls, limits: SharedLimits) -> "HostLimiter":
+        """A limiter whose caps, spacing and pauses hold across every process given the same ``limits``."""
+        limiter = cls(limits.per_host, limits.per_host_original, limits.original_interval)
+        limiter._shared = limits
+        return limiter
+
+    def _gate(self, url: str) -> _Gate:
+        key = (urllib.parse.urlsplit(url).netloc.lower(), is_original_url(url))
+        with self._lock:
+            gate = self._gates.get(key)
+            if gate is None:
+                interval = self._original_interval if key[1] else 0.0
+                shared = self._shared
+                if shared is None:
+                    limit = self._per_host_original if key[1] else self._per_host
+                    gate = _Gate(threading.BoundedSemaphore(limit), threading.Lock(), [0.0, 0.0], 0, interval)
+                else:
+                    index = zlib.crc32(key[0].encode()) % SHARED_BUCKETS + (SHARED_BUCKETS if key[1] else 0)
+                    gate = _Gate(shared.slots[index], shared.lock, shared.state, 2 * index, interval)
+                self._gates[key] = gate
+            return gate
+
+    @contextlib.contextmanager
+    def slot(self, url: str) -> Iterator[None]:
+        """Hold one request slot for ``url``'s host (waiting for a pause or spacing to pass)."""
+        gate = self._gate(url)
+        gate.acquire()
+        try:
+            yield
+        finally:
+            gate.release()
+
+    def pause(self, url: str, seconds: float) -> None:
+        """Hold back every request of ``url``'s host and class for ``seconds`` (after a 429)."""
+        self._gate(url).pause(seconds)
