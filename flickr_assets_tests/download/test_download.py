@@ -2,7 +2,9 @@
 
 import itertools
 import os
+import signal
 from collections import Counter
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -167,3 +169,32 @@ def test_bad_records_and_options_fail_with_a_clear_message(tmp_path):
         download_keyword(layout, "colosseum", layout.records_file("colosseum"))
     with pytest.raises(ValueError, match="keyword is empty"):
         download_keyword(layout, " ", pa.table({"photo_id": [1]}))
+
+
+def _worker_pids() -> list[int]:
+    """The download's worker processes: children of this process's children (the forkserver's)."""
+    found = []
+    for child in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in child.read_text().split():
+            for grandchild in Path(f"/proc/{pid}/task").glob("*/children"):
+                found += [int(p) for p in grandchild.read_text().split()]
+    return found
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_its_photos_handed_out_again(sim, harvested, tmp_path):
+    records = harvested("golden gate bridge")
+    layout = DataLayout.at(tmp_path)
+    killed: list[int] = []
+
+    def kill_one_worker(progress) -> None:
+        if not killed and progress.done >= 40:
+            victims = _worker_pids()
+            assert victims, "the download runs worker processes"
+            os.kill(victims[0], signal.SIGKILL)
+            killed.append(victims[0])
+
+    options = DownloadOptions(files_per_shard=100, progress_every=0.01, **FAST)
+    result = download_keyword(layout, "golden gate bridge", records, options, kill_one_worker)
+    assert killed and result.done == records.num_rows and not result.run_counts.get("failed")
+    check_against_truth(sim, layout, "golden gate bridge", records, per_shard=100)
+    assert not list(layout.images_dir("golden gate bridge").rglob(".*.tmp"))

@@ -1,8 +1,10 @@
 """Pure answer-classification rules, per-host manners and option checks."""
 
 import email.utils
+import multiprocessing
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -15,7 +17,7 @@ from flickr_assets.download.classify import (
     retry_after_seconds,
     sniff_image,
 )
-from flickr_assets.download.limits import HostLimiter
+from flickr_assets.download.limits import HostLimiter, SharedLimits
 from flickr_assets.download.options import DownloadOptions, DownloadProgress
 
 
@@ -108,3 +110,46 @@ def test_progress_line():
     progress = DownloadProgress("stonehenge", done=50, total=150, elapsed_s=10.0, counts={"ok": 45, "too_small": 5})
     assert progress.images_per_s == 5.0 and progress.eta_s == 20.0
     assert str(progress) == "stonehenge: 50/150 (33%) 5.0 images/s ETA 0:00:20 [ok=45 too_small=5]"
+
+
+def _hold_shared_slot(limits: SharedLimits, url: str, hold: float, active: Any, peak: Any) -> None:
+    limiter = HostLimiter.shared(limits)
+
+    def one() -> None:
+        with limiter.slot(url):
+            with active.get_lock():
+                active.value += 1
+                peak.value = max(peak.value, active.value)
+            time.sleep(hold)
+            with active.get_lock():
+                active.value -= 1
+
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _pause_shared(limits: SharedLimits, url: str, seconds: float) -> None:
+    HostLimiter.shared(limits).pause(url, seconds)
+
+
+def test_shared_limits_hold_across_worker_processes():
+    context = multiprocessing.get_context("forkserver")
+    limits = SharedLimits.create(context, per_host=3, per_host_original=1, interval=0.0)
+    active, peak = context.Value("i", 0), context.Value("i", 0)
+    large = "http://127.0.0.1:9/1/2_a_b.jpg"
+    processes = [context.Process(target=_hold_shared_slot, args=(limits, large, 0.05, active, peak)) for _ in range(2)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(30)
+    assert peak.value == 3  # eight threads in two processes, never more than the host's cap at once
+
+    pauser = context.Process(target=_pause_shared, args=(limits, large, 0.4))
+    pauser.start()
+    pauser.join(30)
+    began = time.monotonic()
+    with HostLimiter.shared(limits).slot(large):  # this process waits for the pause another process set
+        assert time.monotonic() - began >= 0.3
