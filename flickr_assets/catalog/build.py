@@ -218,9 +218,12 @@ def _duplicates(
     near_group = np.full(len(groups), -1, dtype=np.int64)
     # Each stored file embeds its own record, so byte-identical uploads differ once stored: compare the bytes
     # as served (manifests without that column fall back to the stored file's digest).
-    digests = np.where(choice.has_source_sha[:, None], choice.source_sha, choice.sha)
     members = np.flatnonzero(choice.ok & (choice.has_source_sha | choice.has_sha))
-    roots = exact_duplicate_groups(digests[members])
+    digests = choice.sha[members]
+    served = members[choice.has_source_sha[members]]
+    digests[choice.has_source_sha[members]] = choice.source_sha[served]
+    roots = exact_duplicate_groups(digests)
+    del digests
     exact_of[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
     members = np.flatnonzero(choice.ok & choice.has_phash)
     roots, plan = near_duplicate_groups(choice.phash[members], near_distance, searched)
