@@ -61,9 +61,13 @@ def _reader_gone(poller: select.poll) -> bool:
     return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
-def _watch_parent(parent: int, direct: int) -> None:
-    while not _orphaned(parent, direct):
-        time.sleep(0.2)
+def _watch_parent(parent: int, direct: int, results_fd: int) -> None:
+    """Exit the moment the download process dies: the results pipe then reports an error at once (no
+    polling delay, so no photo is fetched by a worker that has nobody to report to)."""
+    poller = select.poll()
+    poller.register(results_fd, 0)  # errors and hang-ups are always reported
+    while not poller.poll(500) and not _orphaned(parent, direct):
+        pass
     os._exit(0)
 
 
@@ -111,7 +115,8 @@ def worker_main(
 ) -> None:
     """A worker process: ``threads`` fetch threads serving the jobs that arrive on ``jobs``."""
     parents = (parent, os.getppid())
-    threading.Thread(target=_watch_parent, args=parents, daemon=True, name="parent-watch").start()
+    watch = (*parents, results.fileno())
+    threading.Thread(target=_watch_parent, args=watch, daemon=True, name="parent-watch").start()
     imaging = ImagingOptions(max_side=options.max_side, min_side=options.min_side, quality=options.quality)
     fetcher = Fetcher(HostLimiter.shared(limits), options.timeout, options.user_agent, options.retry_after_max, threads)
     processor = ThreadPoolExecutor(1, thread_name_prefix="process")
@@ -133,6 +138,8 @@ def _context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
+    # Each worker still imports the parent's main script (as __mp_main__) if it was started as a script: 3.11's
+    # forkserver cannot preload it. ``python -m ...`` entry points (Dagster's run and step workers) are exempt.
     context.set_forkserver_preload(["flickr_assets.imaging", "flickr_assets.download.workers"])
     return context
 

@@ -182,19 +182,19 @@ def _worker_pids() -> list[int]:
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_its_photos_handed_out_again(sim, harvested, tmp_path):
-    records = harvested("golden gate bridge")
+    records = harvested("stonehenge")
     layout = DataLayout.at(tmp_path)
     killed: list[int] = []
 
     def kill_one_worker(progress) -> None:
-        if not killed and progress.done >= 40:
+        if not killed and progress.done >= 30:
             victims = _worker_pids()
             assert victims, "the download runs worker processes"
             os.kill(victims[0], signal.SIGKILL)
             killed.append(victims[0])
 
-    options = DownloadOptions(files_per_shard=100, progress_every=0.01, **FAST)
-    result = download_keyword(layout, "golden gate bridge", records, options, kill_one_worker)
+    options = DownloadOptions(files_per_shard=40, progress_every=0.01, **FAST)
+    result = download_keyword(layout, "stonehenge", records, options, kill_one_worker)
     assert killed and result.done == records.num_rows and not result.run_counts.get("failed")
-    check_against_truth(sim, layout, "golden gate bridge", records, per_shard=100)
-    assert not list(layout.images_dir("golden gate bridge").rglob(".*.tmp"))
+    check_against_truth(sim, layout, "stonehenge", records, per_shard=40)
+    assert not list(layout.images_dir("stonehenge").rglob(".*.tmp"))
