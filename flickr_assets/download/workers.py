@@ -159,7 +159,10 @@ class WorkerPool:
         self.options = options
         self.processes = options.process_count
         self.threads = max(1, math.ceil(options.fetchers / self.processes))
-        self.window = 2 * self.threads  # jobs per worker: one being fetched and one waiting, per thread
+        # Jobs per worker: one per fetch thread. A thread takes its next job only after this process has read
+        # its last row, so photos fetched and not yet journaled never exceed the fetch threads, even when this
+        # process is slow to be scheduled (a SIGKILL then costs at most that many refetches).
+        self.window = self.threads
         self._context = _context()
         self._limits = SharedLimits.create(
             self._context, options.per_host, options.per_host_original, options.original_interval
