@@ -144,9 +144,31 @@ def _close_pairs(part: _Partition, max_distance: int, rest: list[tuple[int, int]
         same_next &= ~part.bucket_start[1:]
     else:
         same_next = ~part.bucket_start[1:]
+    return _verify(hashes, same_next, max_distance)
+
+
+def _verify(hashes: np.ndarray, same_next: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs (i, j > i) of ``hashes`` within ``max_distance`` whose keys are equal from i to j.
+
+    ``same_next[i]``: hashes i and i + 1 share the key. The first steps (i, i + 1), (i, i + 2), ... cover
+    most candidates and run dense: contiguous XOR, popcount and masks over whole arrays, no gathers. Once
+    few positions still span a run, the rest gathers just those.
+    """
     left, right = [], []
-    current = np.flatnonzero(same_next)
-    step = 1
+    together, step = same_next, 1  # together[i]: i and i + step share the key
+    scratch = np.empty(len(same_next), np.uint64)
+    counts = np.empty(len(same_next), np.uint8)
+    while together.size and 8 * np.count_nonzero(together) >= together.size:
+        m = len(together)
+        a, b = hashes[:m], hashes[step : step + m]
+        np.bitwise_count(np.bitwise_xor(a, b, out=scratch[:m]), out=counts[:m])
+        close = np.flatnonzero((counts[:m] <= max_distance) & together)
+        if close.size:
+            left.append(a[close])
+            right.append(b[close])
+        together = together[:-1] & same_next[step:]
+        step += 1
+    current = np.flatnonzero(together)
     while current.size:
         a, b = hashes[current], hashes[current + step]
         close = np.bitwise_count(a ^ b) <= max_distance
