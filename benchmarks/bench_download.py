@@ -3,7 +3,7 @@
     flock /tmp/flickr-bench.lock .venv/bin/python benchmarks/bench_download.py            # 1,000 images
     flock /tmp/flickr-bench.lock .venv/bin/python benchmarks/bench_download.py --images 200
     flock /tmp/flickr-bench.lock .venv/bin/python benchmarks/bench_download.py --images 100000 \\
-        --discard-stored                       # memory run: ~12 min, ~0.3 GB of disk at any time
+        --discard-stored                       # memory run: ~14 min, ~1 GB of disk at any time
 
 Steps:
 
