@@ -10,7 +10,7 @@ runs, each in a fresh subprocess so generation memory does not count:
   RECORDS field but ``keyword``, strings included -- not only the id columns) and every manifest's
   columns it uses (``IMAGE_COLUMNS``, with ``path``), file by file as the build does; nothing else;
 - ``build``: :func:`build_catalog` (which also groups, picks images, searches duplicates and writes the
-  catalog), with its peak RSS.
+  catalog), with its peak RSS; then, for information, the same build at ``near_distance=4``.
 
 Prints both times as wall clock and as process CPU seconds (the machine may be shared: CPU seconds
 hold up better under load), their ratios (target <= 2x) and the peak RSS (target < 4 GiB).
@@ -46,6 +46,8 @@ WORDS = [
     *("walk", "view", "trocadero", "museum", "louvre", "art", "stone", "iron", "tourist", "france", "europe"),
 ]
 T0 = 1_700_000_000
+DEFAULT_NEAR_DISTANCE = 6  # build_catalog's default
+INFO_NEAR_DISTANCE = 4  # also timed, for information (fewer band combinations)
 
 
 def _pool(rng: np.random.Generator, size: int, words: tuple[int, int]) -> pa.Array:
@@ -188,7 +190,7 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _child_read(root: str, compression: str) -> dict:
+def _child_read(root: str, compression: str, near_distance: int) -> dict:
     layout = DataLayout.at(root)
     cpu, started = _cpu_seconds(), time.perf_counter()
     rows = 0
@@ -204,11 +206,11 @@ def _child_read(root: str, compression: str) -> dict:
     }
 
 
-def _child_build(root: str, compression: str) -> dict:
+def _child_build(root: str, compression: str, near_distance: int) -> dict:
     from flickr_assets.catalog import build_catalog
 
     cpu = _cpu_seconds()
-    result = build_catalog(DataLayout.at(root), compression=compression)
+    result = build_catalog(DataLayout.at(root), near_distance=near_distance, compression=compression)
     return {
         "seconds": result.elapsed_s,
         "cpu": _cpu_seconds() - cpu,
@@ -229,8 +231,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run_child(mode: str, root: Path, compression: str) -> dict:
+def _run_child(mode: str, root: Path, compression: str, near_distance: int = DEFAULT_NEAR_DISTANCE) -> dict:
     command = [sys.executable, __file__, "--child", mode, "--root", str(root), "--compression", compression]
+    command += ["--near-distance", str(near_distance)]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -249,10 +252,12 @@ def main() -> None:
         "pHash-like biased, correlated bits with planted near-duplicate clusters (default: %(default)s)",
     )
     parser.add_argument("--generate-only", action="store_true", help="generate the data folder (--root) and stop")
+    parser.add_argument("--near-distance", type=int, default=DEFAULT_NEAR_DISTANCE, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=["read", "build"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps((_child_read if args.child == "read" else _child_build)(str(args.root), args.compression)))
+        child = _child_read if args.child == "read" else _child_build
+        print(json.dumps(child(str(args.root), args.compression, args.near_distance)))
         return
     root = args.root or Path(tempfile.mkdtemp(prefix="bench_catalog_")) / "data"
     try:
@@ -267,6 +272,7 @@ def main() -> None:
             return
         read_first = _run_child("read", root, args.compression)  # also warms the page cache for both
         build = _run_child("build", root, args.compression)
+        near = _run_child("build", root, args.compression, INFO_NEAR_DISTANCE)  # for information only
         read_again = _run_child("read", root, args.compression)
         read_s = min(read_first["seconds"], read_again["seconds"])
         read_cpu = min(read_first["cpu"], read_again["cpu"])
@@ -291,6 +297,12 @@ def main() -> None:
             f"{build['near_plan']}"
         )
         print(f"output:  {build['catalog_mib']:.0f} MiB catalog")
+        print(
+            f"info:    near_distance={INFO_NEAR_DISTANCE}: build {near['seconds']:.1f} s wall, {near['cpu']:.1f} s CPU "
+            f"({near['seconds'] / read_s:.2f}x wall, {near['cpu'] / read_cpu:.2f}x CPU), peak RSS "
+            f"{near['peak_rss_mib']:.0f} MiB, stages {near['stages']}; {near['near_groups']:,} near groups; "
+            f"{near['near_plan']}"
+        )
     finally:
         if not args.root:
             shutil.rmtree(root.parent, ignore_errors=True)

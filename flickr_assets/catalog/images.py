@@ -38,6 +38,8 @@ class ImageChoice:
     height: np.ndarray  # int32, -1 when unknown
     orphan_rows: int  # manifest rows whose photo has no record in the keywords read
     paths: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))  # string (U,), null when none
+    # CHOICE_ROW (U,): the arrays above are its fields; gathering rows of it reads one cache line per photo.
+    values: np.ndarray = field(default_factory=lambda: np.zeros(0, CHOICE_ROW))
 
     @property
     def ok(self) -> np.ndarray:
@@ -267,4 +269,5 @@ def choose_images(
         height=chosen["height"],
         orphan_rows=orphan_rows,
         paths=pa.concat_arrays(paths).take(pa.array(at, mask=~has)),
+        values=chosen,
     )
