@@ -176,3 +176,21 @@ def test_manifest_rows_in_another_order_than_the_records_are_matched_by_id(layou
     result = build_catalog(layout)
     assert result.orphan_manifest_rows == 1
     assert rows_by_id(layout) == expected
+
+
+def test_exact_duplicates_use_the_served_digest_where_a_manifest_has_it(layout):
+    plant(layout)
+    manifest = pq.read_table(layout.manifest_file(PARIS))
+    ids = manifest["photo_id"].to_pylist()
+    served = ["ab" * 32 if pid in (1, 2) else None for pid in ids]  # 1 and 2: stored differently, served alike
+    column = manifest.schema.get_field_index("source_sha256")
+    manifest = manifest.set_column(column, "source_sha256", pa.array(served, pa.string()))
+    pq.write_table(manifest, layout.manifest_file(PARIS))
+    result = build_catalog(layout)
+    rows = rows_by_id(layout)
+
+    exact = {pid: row["exact_duplicate_of"] for pid, row in rows.items() if row["exact_duplicate_of"] is not None}
+    # 5 (eiffel, no served digest) and 6 (paris, none given) still match by the stored file's digest.
+    assert exact == {1: 1, 2: 1, 5: 5, 6: 5}
+    assert rows[1]["image_sha256"] != rows[2]["image_sha256"]  # the catalog keeps the stored file's digest
+    assert (result.exact_duplicate_groups, result.exact_duplicate_photos) == (2, 4)
