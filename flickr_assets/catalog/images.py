@@ -2,7 +2,8 @@
 
 A photo stored under several keywords gets one manifest row: an ``ok`` row first, then the row of the
 keyword that holds its newest record, then the alphabetically first keyword. SHA-256 digests are kept
-as 32 raw bytes (not 64-character strings); each manifest is read once, its chosen paths kept.
+as 32 raw bytes (not 64-character strings); each manifest is read once: its values are scattered into
+the photos' choice rows at once, its paths (strings) kept until one final take.
 """
 
 from collections.abc import Callable
