@@ -3,8 +3,9 @@ atomic write, run on a worker process's fetch thread.
 
 Images are processed one at a time per process, on one thread (the workers are one per core, and decode
 buffers allocated by one thread stay in one malloc arena: with every fetch thread decoding, each kept its
-own arena and a worker's memory grew by half). Hashing and writing happen on the calling thread, so a
-thread waiting on the disk (``fsync``) never holds up the next image.
+own arena and a worker's memory grew by half). Hashing and writing happen on the calling thread. The file is
+written without an fsync: the download process makes a whole batch of files durable at once before it
+journals their rows (see ``engine``).
 """
 
 import hashlib
@@ -39,14 +40,15 @@ def process_and_store(
     processor: Executor | None = None,
 ) -> StoredImage:
     """Process one image (on ``processor`` if given) and, if it is kept, write it to ``destination``
-    atomically. Raises ``InvalidImage`` for bytes that are not a usable image."""
+    atomically (not yet durable: see :func:`~flickr_assets.storage.atomic.make_durable`). Raises
+    ``InvalidImage`` for bytes that are not a usable image."""
     if processor is None:
         result = process_image(data, metadata, options)
     else:
         result = processor.submit(process_image, data, metadata, options).result()
     digest = source_digest = None
     if result.status == "ok" and result.jpeg is not None:
-        write_bytes(destination, result.jpeg)
+        write_bytes(destination, result.jpeg, durable=False)
         digest = hashlib.sha256(result.jpeg).hexdigest()
         source_digest = hashlib.sha256(data).hexdigest()
     return StoredImage(

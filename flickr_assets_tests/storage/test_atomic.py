@@ -6,7 +6,14 @@ import sys
 
 import pytest
 
-from flickr_assets.storage.atomic import atomic_path, link_or_copy, remove_stale_temp_files, write_bytes
+from flickr_assets.storage import atomic
+from flickr_assets.storage.atomic import (
+    atomic_path,
+    link_or_copy,
+    make_durable,
+    remove_stale_temp_files,
+    write_bytes,
+)
 
 
 def test_write_replaces_whole_file_and_leaves_no_temp(tmp_path):
@@ -45,3 +52,28 @@ def test_link_or_copy_shares_the_inode(tmp_path):
     source.write_bytes(b"jpeg")
     link_or_copy(source, tmp_path / "k" / "dst.jpg")
     assert os.stat(source).st_ino == os.stat(tmp_path / "k" / "dst.jpg").st_ino
+
+
+def test_a_failed_write_bytes_keeps_the_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "file.bin"
+    write_bytes(target, b"old")
+    with pytest.raises(TypeError):
+        write_bytes(target, "not bytes")  # type: ignore[arg-type]
+    assert target.read_bytes() == b"old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_files_written_without_fsync_are_whole_and_made_durable_together(tmp_path, monkeypatch, syncfs):
+    if not syncfs:
+        monkeypatch.setattr(atomic, "_syncfs", lambda: None)  # a C library without syncfs
+    elif atomic._syncfs() is None:
+        pytest.skip("no syncfs on this system")
+    files = [tmp_path / f"shard-{n % 3}" / f"{n}.jpg" for n in range(12)]
+    for n, path in enumerate(files):
+        write_bytes(path, bytes([n]) * (1000 + n), durable=False)
+    make_durable(tmp_path, files)
+    assert [path.read_bytes() for path in files] == [bytes([n]) * (1000 + n) for n in range(12)]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
+        [f"shard-{n}" for n in range(3)] + [p.name for p in files]
+    )
