@@ -227,15 +227,17 @@ def _duplicates(
     near_group = np.full(len(groups), -1, dtype=np.int64)
     # Each stored file embeds its own record, so byte-identical uploads differ once stored: compare the bytes
     # as served (manifests without that column fall back to the stored file's digest).
-    members = np.flatnonzero(choice.ok & (choice.has_source_sha | choice.has_sha))
-    digests = choice.sha[members]
-    served = members[choice.has_source_sha[members]]
-    digests[choice.has_source_sha[members]] = choice.source_sha[served]
+    values = choice.values
+    members = np.flatnonzero(choice.ok & (values["has_source_sha"] | values["has_sha"]))
+    digests = values["sha"][members]
+    served = values["has_source_sha"][members]
+    if choice.source_sha is not None:
+        digests[served] = choice.source_sha[members[served]]
     roots = exact_duplicate_groups(digests)
     del digests
     exact_of[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
-    members = np.flatnonzero(choice.ok & choice.has_phash)
-    roots, plan = near_duplicate_groups(choice.phash[members], near_distance, searched)
+    members = np.flatnonzero(choice.ok & values["has_phash"])
+    roots, plan = near_duplicate_groups(values["phash"][members], near_distance, searched)
     near_group[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
     return exact_of, near_group, plan
 
@@ -330,8 +332,7 @@ def _add_catalog_columns(
 ) -> pa.Table:
     """Replace the aggregated columns and add the keyword, image and duplicate columns."""
     timestamp = pa.timestamp("s", tz="UTC")
-    # One gather of each photo's 64-byte row (as raw bytes: a structured gather copies field by field).
-    chosen = choice.values.view(f"V{choice.values.itemsize}")[photos].view(choice.values.dtype)
+    chosen = choice.rows(photos)
     status = chosen["status"].astype(np.int64)
     has_image = status >= 0
     width, height = chosen["width"], chosen["height"]

@@ -8,7 +8,7 @@ the photos' choice rows at once, its paths (strings) kept until one final take.
 
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -23,31 +23,28 @@ OK = "ok"
 
 @dataclass
 class ImageChoice:
-    """The chosen manifest row of every photo of a :class:`RecordGroups` (same order)."""
+    """The chosen manifest row of every photo of a :class:`RecordGroups` (same order): one
+    :data:`CHOICE_ROW` per photo in ``values`` (e.g. ``values["phash"]``), so gathering photos reads one
+    cache line each (:meth:`rows`)."""
 
     statuses: list[str]  # status code -> name
-    file: np.ndarray  # int32: keyword (file) of the chosen manifest row, -1 when none
-    row: np.ndarray  # int32: row in that manifest
-    status: np.ndarray  # int16: status code, -1 when none
-    sha: np.ndarray  # uint8 (U, 32): the stored file's digest
-    has_sha: np.ndarray  # bool
-    source_sha: np.ndarray  # uint8 (U, 32): the digest of the bytes as served (exact duplicates share it)
-    has_source_sha: np.ndarray  # bool
-    phash: np.ndarray  # int64
-    has_phash: np.ndarray  # bool
-    width: np.ndarray  # int32, -1 when unknown
-    height: np.ndarray  # int32, -1 when unknown
+    values: np.ndarray  # CHOICE_ROW (U,): file -1 and status -1 when no manifest row
+    paths: pa.Array  # string (U,), null when none
     orphan_rows: int  # manifest rows whose photo has no record in the keywords read
-    paths: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))  # string (U,), null when none
-    # CHOICE_ROW (U,): the arrays above are its fields; gathering rows of it reads one cache line per photo.
-    values: np.ndarray = field(default_factory=lambda: np.zeros(0, CHOICE_ROW))
+    # uint8 (U, 32): the digest of the bytes as served (exact duplicates share it); None when no manifest
+    # has the column (``values["has_source_sha"]`` is then false everywhere).
+    source_sha: np.ndarray | None = None
 
     @property
     def ok(self) -> np.ndarray:
         """Photos whose chosen image is stored (status ``ok``)."""
         if OK not in self.statuses:
-            return np.zeros(len(self.status), dtype=bool)
-        return self.status == self.statuses.index(OK)
+            return np.zeros(len(self.values), dtype=bool)
+        return self.values["status"] == self.statuses.index(OK)
+
+    def rows(self, photos: np.ndarray) -> np.ndarray:
+        """The choice rows of ``photos``, gathered as raw bytes (a structured gather copies field by field)."""
+        return self.values.view(_ROW_BYTES)[photos].view(CHOICE_ROW)
 
 
 def _pair_tables() -> tuple[np.ndarray, np.ndarray]:
@@ -257,18 +254,8 @@ def choose_images(
     at = path_start[np.maximum(chosen["file"], 0)] + chosen["row"]
     return ImageChoice(
         statuses=statuses,
-        file=chosen["file"],
-        row=chosen["row"],
-        status=chosen["status"],
-        sha=chosen["sha"],
-        has_sha=chosen["has_sha"],
-        source_sha=np.broadcast_to(np.zeros(32, np.uint8), (u, 32)) if source_sha is None else source_sha,
-        has_source_sha=chosen["has_source_sha"],
-        phash=chosen["phash"],
-        has_phash=chosen["has_phash"],
-        width=chosen["width"],
-        height=chosen["height"],
-        orphan_rows=orphan_rows,
-        paths=pa.concat_arrays(paths).take(pa.array(at, mask=~has)),
         values=chosen,
+        paths=pa.concat_arrays(paths).take(pa.array(at, mask=~has)),
+        orphan_rows=orphan_rows,
+        source_sha=source_sha,
     )
