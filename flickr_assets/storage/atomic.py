@@ -10,7 +10,6 @@ import contextlib
 import ctypes
 import functools
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -18,13 +17,24 @@ TEMP_SUFFIX = ".tmp"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
+def _create_temp(final: Path) -> tuple[int, Path]:
+    """A new hidden temp file beside ``final`` (its folder made if missing): its descriptor and path."""
+    name = final.name[:80]
+    while True:
+        tmp = final.with_name(f".{name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
+        try:
+            return os.open(tmp, _CREATE, 0o644), tmp
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            final.parent.mkdir(parents=True, exist_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temp path beside ``final``; rename it to ``final`` if the block exits cleanly."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name[:80]}.", suffix=TEMP_SUFFIX, dir=final.parent)
+    fd, tmp = _create_temp(final)
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         yield tmp
         _fsync_file(tmp)
@@ -37,16 +47,7 @@ def atomic_path(final: Path) -> Iterator[Path]:
 def write_bytes(final: Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``final`` atomically. ``durable=False`` skips the fsync: the file is whole or absent
     after a crash of the process, but only :func:`make_durable` makes it survive a power loss."""
-    name = final.name[:80]
-    while True:
-        tmp = final.with_name(f".{name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
-        try:
-            fd = os.open(tmp, _CREATE, 0o644)
-            break
-        except FileExistsError:
-            continue
-        except FileNotFoundError:
-            final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _create_temp(final)
     try:
         try:
             view = memoryview(data)
