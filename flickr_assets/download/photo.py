@@ -3,8 +3,8 @@
 The download process decides what needs no request (see ``engine``) and hands the rest out as small
 :class:`Job` items; a worker process's fetch thread brings each job to a row (:func:`fetch_and_store`), so
 the image bytes never leave the process that fetched them. Nothing here imports pyarrow: the worker
-processes stay small. The image file
-(if any) is written atomically before the row is returned: a row in the journal always means its file is
+processes stay small. The image file (if any) is written atomically before the row is returned, and the
+download process makes it durable before it journals the row: a row in the journal always means its file is
 complete.
 """
 

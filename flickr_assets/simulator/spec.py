@@ -87,7 +87,7 @@ class UniverseSpec:
     def key(self) -> tuple:
         """A hashable identity of this spec (dicts are not hashable)."""
         base = (tuple(sorted(self.keywords.items())), self.test_pattern, tuple(sorted(self.overlaps.items())))
-        return base if self.ties == "heavy" else (*base, self.ties)
+        return base if self.ties == "heavy" else (*base, self.ties)  # the default keeps its image-cache name
 
     def __hash__(self) -> int:
         return hash(self.key())

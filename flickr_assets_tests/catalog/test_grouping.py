@@ -1,6 +1,5 @@
 """The packed stable sort and the bounded read-ahead the catalog build relies on."""
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,17 +22,7 @@ def test_stable_order_matches_a_stable_argsort(spread):
 
 
 def test_read_ahead_keeps_order_and_stays_bounded():
-    running = 0
-    most = 0
-    lock = threading.Lock()
-
     def work(item: int) -> int:
-        nonlocal running, most
-        with lock:
-            running += 1
-            most = max(most, running)
-        with lock:
-            running -= 1
         return item * 2
 
     submitted = []
