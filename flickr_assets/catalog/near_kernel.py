@@ -1,0 +1,163 @@
+"""The compiled inner loop of the near-duplicate search: candidate pairs within one partition bucket.
+
+numpy can only express a pass as whole-array steps (sort the keys, compare neighbours, gather, verify), each
+a sweep over millions of hashes through memory. This loop does a pass over one bucket (a few ten thousand
+hashes, in cache) in one go: every hash is put in a small hash table keyed by the bits of the bands it
+must share, and compared with the earlier hashes of its slot as it goes in. numba compiles it once (the
+machine code is cached on disk) and runs it without the GIL, so two threads search two halves of the buckets.
+"""
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+_FIBONACCI = np.uint64(0x9E3779B97F4A7C15)  # multiplicative hashing: the top bits of key * this spread well
+
+
+@intrinsic
+def _popcount(typingctx, value):
+    """The number of set bits of a uint64 (LLVM's ctpop: one instruction)."""
+    signature = types.uint64(types.uint64)
+
+    def codegen(context, builder, sig, args):
+        return builder.ctpop(args[0])
+
+    return signature, codegen
+
+
+@njit(nogil=True, cache=True)
+def _first_bands(difference: np.uint64, band_masks: np.ndarray, must_match: int) -> np.uint64:
+    """The bits of the first ``must_match`` bands on which two hashes differing by ``difference`` agree."""
+    chosen = np.uint64(0)
+    count = 0
+    for mask in band_masks:
+        if difference & mask == 0:
+            chosen |= mask
+            count += 1
+            if count == must_match:
+                break
+    return chosen
+
+
+@njit(nogil=True, cache=True)
+def scan_buckets(
+    hashes: np.ndarray,
+    positions: np.ndarray,
+    bounds: np.ndarray,
+    first: int,
+    last: int,
+    split_shifts: np.ndarray,
+    split_bits: np.ndarray,
+    mask_bounds: np.ndarray,
+    key_masks: np.ndarray,
+    band_masks: np.ndarray,
+    must_match: int,
+    max_distance: int,
+) -> np.ndarray:
+    """Find the close pairs in buckets ``first``..``last - 1`` of ``hashes`` (bucket b is
+    ``hashes[bounds[b]:bounds[b + 1]]``, whose hashes share one band).
+
+    The band combinations come in groups that share a second band: for group q, each bucket is split by
+    ``split_bits[q]`` bits of that band (from bit ``split_shifts[q]``), and within each part the hashes are
+    compared that agree on the bits of a combination (``key_masks[mask_bounds[q]:mask_bounds[q + 1]]``,
+    all its bands). A pair within ``max_distance`` is written (as ``positions``) only for the first
+    combination of the bands it agrees on, so every pair comes out once although it agrees on several.
+    Returns the pairs, (k, 2) int64.
+    """
+    longest = 0
+    for bucket in range(first, last):
+        longest = max(longest, bounds[bucket + 1] - bounds[bucket])
+    size = 1
+    while size < 2 * longest:
+        size <<= 1
+    head = np.empty(size, np.int32)
+    chain = np.empty(longest, np.int32)
+    keys = np.empty(longest, np.uint64)
+    part = np.empty(longest, np.uint64)
+    part_positions = np.empty(longest, np.int64)
+    widest = 1
+    for bits in split_bits:
+        widest = max(widest, 1 << bits)
+    ends = np.empty(widest + 1, np.int64)
+    limit = np.uint64(max_distance)
+    out = np.empty((1024, 2), np.int64)
+    found = 0
+    for bucket in range(first, last):
+        start = bounds[bucket]
+        n = bounds[bucket + 1] - start
+        if n < 2:
+            continue
+        for group in range(len(split_bits)):
+            # Counting sort of the bucket by the group's second band: parts small enough to stay in L1.
+            values = 1 << split_bits[group]
+            shift, low = np.uint64(split_shifts[group]), np.uint64(values - 1)
+            ends[: values + 1] = 0
+            for i in range(n):
+                ends[((hashes[start + i] >> shift) & low) + 1] += 1
+            for v in range(values):
+                ends[v + 1] += ends[v]
+            for i in range(n):
+                value = hashes[start + i]
+                v = (value >> shift) & low
+                at = ends[v]
+                part[at] = value
+                part_positions[at] = positions[start + i]
+                ends[v] = at + 1
+            begin = 0
+            for v in range(values):
+                count = ends[v] - begin
+                if count >= 2:
+                    slots, bits = 1, 0
+                    while slots < 2 * count:
+                        slots <<= 1
+                        bits += 1
+                    slot_shift = np.uint64(64 - bits)
+                    for mask in key_masks[mask_bounds[group] : mask_bounds[group + 1]]:
+                        head[:slots] = -1
+                        for i in range(count):
+                            value = part[begin + i]
+                            key = value & mask
+                            slot = (key * _FIBONACCI) >> slot_shift
+                            j = head[slot]
+                            while j >= 0:
+                                if keys[j] == key:
+                                    difference = value ^ part[begin + j]
+                                    if _popcount(difference) <= limit and (
+                                        _first_bands(difference, band_masks, must_match) == mask
+                                    ):
+                                        if found == len(out):
+                                            grown = np.empty((2 * found, 2), np.int64)
+                                            grown[:found] = out
+                                            out = grown
+                                        out[found, 0] = part_positions[begin + j]
+                                        out[found, 1] = part_positions[begin + i]
+                                        found += 1
+                                j = chain[j]
+                            keys[i] = key
+                            chain[i] = head[slot]
+                            head[slot] = i
+                begin = ends[v]
+    return out[:found]
+
+
+@njit(nogil=True, cache=True)
+def partition(hashes: np.ndarray, shift: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``hashes`` ordered by ``bits`` bits from bit ``shift`` (a counting sort, stable): the ordered hashes,
+    their positions in ``hashes``, and the bounds of each value's bucket (``2**bits + 1``)."""
+    values = 1 << bits
+    low, at = np.uint64(values - 1), np.uint64(shift)
+    bounds = np.zeros(values + 1, np.int64)
+    for value in hashes:
+        bounds[((value >> at) & low) + 1] += 1
+    for v in range(values):
+        bounds[v + 1] += bounds[v]
+    fill = bounds[:-1].copy()
+    ordered = np.empty_like(hashes)
+    positions = np.empty(len(hashes), np.int64)
+    for i in range(len(hashes)):
+        value = hashes[i]
+        v = (value >> at) & low
+        ordered[fill[v]] = value
+        positions[fill[v]] = i
+        fill[v] += 1
+    return ordered, positions, bounds
