@@ -1,0 +1,62 @@
+"""Fetcher connection handling that the simulator cannot play: a server closing kept connections."""
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from flickr_assets.download.fetch import Fetcher
+from flickr_assets.download.limits import HostLimiter
+
+BODY = b"\xff\xd8\xff\xe0" + b"x" * 5000 + b"\xff\xd9"
+
+
+class _ClosingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers HTTP/1.1 (keep-alive implied), then closes the connection without saying so, like a server
+    whose idle timeout ends a kept connection between two requests."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+
+    def setup(self) -> None:
+        type(self).connections += 1
+        super().setup()
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def closing_server() -> Iterator[str]:
+    _ClosingHandler.connections = 0
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ClosingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_kept_connection_closed_by_the_server_costs_no_attempt(closing_server):
+    fetcher = Fetcher(HostLimiter(4, 2, 0.0), timeout=5, user_agent="test", retry_after_max=10)
+    try:
+        answers = []
+        for n in range(3):
+            answers.append(fetcher.get(f"{closing_server}/{n}_abc_b.jpg"))
+            # Let the server's close arrive before the next request, as after an idle timeout.
+            threading.Event().wait(0.05)
+    finally:
+        fetcher.close()
+    assert [(a.kind, a.body, a.requests) for a in answers] == [("body", BODY, 1)] * 3
+    assert _ClosingHandler.connections == 3  # each request on a fresh connection, none failed on a dead one
