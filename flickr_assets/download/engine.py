@@ -8,6 +8,7 @@ row that this process appends to the journal. At the end the journal is merged i
 and a contact sheet is drawn.
 """
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -37,6 +38,11 @@ from flickr_assets.storage.manifest import (
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[DownloadProgress], None]
+
+# Rows from the workers are made durable and journaled in batches: one syncfs per batch is the download
+# process's main cost per photo, and a batch of 1-2 rows (what arrives at once) pays it almost per photo.
+FLUSH_ROWS = 8
+FLUSH_SECONDS = 0.02
 
 
 def download_keyword(
@@ -122,8 +128,15 @@ class _Run:
 
     def execute(self, tasks: Iterator[Task], journal: ManifestJournal) -> None:
         """Run every task, keeping a bounded number in flight, journaling each finished row. The worker
-        processes start with the first photo that needs a request (a run with nothing to fetch starts none)."""
+        processes start with the first photo that needs a request (a run with nothing to fetch starts none).
+
+        Rows from the workers are journaled in batches (see :meth:`_record_batch`): a batch is flushed when it
+        has ``FLUSH_ROWS`` rows, when its oldest row is ``FLUSH_SECONDS`` old, or when nothing else is in
+        flight. Rows waiting for their batch keep their place in the window, so photos fetched and not yet
+        journaled still never exceed the fetch threads."""
         pool: WorkerPool | None = None
+        pending: list[dict] = []  # rows back from the workers, not yet durable and journaled
+        oldest = 0.0  # when the first pending row arrived
         last_report = time.monotonic()
         exhausted = False
         try:
@@ -133,7 +146,7 @@ class _Run:
                     self.stopped = True
                     if pool is not None:
                         pool.stop()
-                while not exhausted and not self.stopped and (pool is None or pool.has_room()):
+                while not exhausted and not self.stopped and (pool is None or pool.has_room(len(pending))):
                     task = next(tasks, None)
                     if task is None:
                         exhausted = True
@@ -143,12 +156,20 @@ class _Run:
                         pool = pool or WorkerPool(self.options)
                         pool.submit(make_job(self.paths, task))
                 if pool is None or not pool.in_flight:
+                    self._record_batch(pending, journal)
+                    pending = []
                     if exhausted or self.stopped:
                         break
                     continue
-                finished = pool.collect(timeout=0.5)
+                wait = max(0.0, oldest + FLUSH_SECONDS - time.monotonic()) if pending else 0.5
+                finished = pool.collect(timeout=wait)
                 self.requests += sum(item.requests for item in finished)
-                self._record_batch([item.row for item in finished if item.row is not None], journal)
+                if not pending:
+                    oldest = time.monotonic()
+                pending += [item.row for item in finished if item.row is not None]
+                if len(pending) >= FLUSH_ROWS or (pending and time.monotonic() - oldest >= FLUSH_SECONDS):
+                    self._record_batch(pending, journal)
+                    pending = []
                 if self.on_progress is not None and time.monotonic() - last_report >= self.options.progress_every:
                     last_report = time.monotonic()
                     self.on_progress(self.progress())
@@ -157,6 +178,8 @@ class _Run:
         except BaseException:
             if pool is not None:
                 pool.stop()
+            with contextlib.suppress(OSError):  # e.g. the disk is full: those photos are fetched again next run
+                self._record_batch(pending, journal)
             raise
         finally:
             if pool is not None:
@@ -174,6 +197,8 @@ class _Run:
         folder's file system here makes the whole batch durable (far cheaper than an fsync per file) before
         any of its rows is journaled, so a journaled ``ok`` row always has a complete file, even after a
         power loss. A file not yet journaled at a crash is simply fetched again on the next run."""
+        if not rows:
+            return
         stored = [row["path"] for row in rows if row["status"] == "ok"]
         if stored:
             root = self.layout.root

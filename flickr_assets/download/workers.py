@@ -150,6 +150,13 @@ class _Worker:
     jobs: Connection  # our sending end
     results: Connection  # our receiving end
     in_flight: dict[int, Job] = field(default_factory=dict)
+    readable: Any = None  # a select.poll of ``results`` alone: is another row waiting?
+
+    def __post_init__(self) -> None:
+        # One poll object for the worker's life: Connection.poll builds a selector per call, which cost the
+        # download process more CPU than reading the rows.
+        self.readable = select.poll()
+        self.readable.register(self.results.fileno(), select.POLLIN)
 
 
 class WorkerPool:
@@ -170,6 +177,7 @@ class WorkerPool:
         self._stopping = self._context.Event()
         self._crashes: dict[int, int] = {}
         self._workers = [self._start() for _ in range(self.processes)]
+        self._watch()
 
     def _start(self) -> _Worker:
         jobs_out, jobs_in = self._context.Pipe(duplex=False)
@@ -190,8 +198,11 @@ class WorkerPool:
         """Photos handed out and not yet back."""
         return sum(len(worker.in_flight) for worker in self._workers)
 
-    def has_room(self) -> bool:
-        """Whether a worker can take another job now."""
+    def has_room(self, held: int = 0) -> bool:
+        """Whether a worker can take another job now, with ``held`` rows already collected but not yet
+        journaled by the caller (they still count against the window, see ``window``)."""
+        if self.in_flight + held >= self.window * len(self._workers):
+            return False
         return any(len(worker.in_flight) < self.window for worker in self._workers)
 
     def submit(self, job: Job) -> None:
@@ -204,26 +215,33 @@ class WorkerPool:
         """Ask every worker to abandon photos not yet finished (their rows come back as None)."""
         self._stopping.set()
 
+    def _watch(self) -> None:
+        """(Re)build the poll set of every worker's results pipe and process sentinel."""
+        self._poller = select.poll()
+        self._by_fd: dict[int, tuple[_Worker, bool]] = {}
+        for worker in self._workers:
+            for fd, is_sentinel in ((worker.results.fileno(), False), (worker.process.sentinel, True)):
+                self._poller.register(fd, select.POLLIN)
+                self._by_fd[fd] = (worker, is_sentinel)
+
     def collect(self, timeout: float) -> list[Finished]:
         """Photos finished since the last call, waiting up to ``timeout`` for the first. Raises what a
         worker could not handle (e.g. ``DiskFull``); replaces dead workers."""
-        by_handle = {worker.results: worker for worker in self._workers}
-        by_sentinel = {worker.process.sentinel: worker for worker in self._workers}
-        ready = multiprocessing.connection.wait([*by_handle, *by_sentinel], timeout)
+        ready = [self._by_fd[fd] for fd, _ in self._poller.poll(math.ceil(timeout * 1000)) if fd in self._by_fd]
         finished: list[Finished] = []
-        for handle in ready:
-            worker = by_handle.get(handle)  # type: ignore[call-overload]
-            if worker is not None:
+        for worker, is_sentinel in ready:
+            if not is_sentinel:
                 self._drain(worker, finished)
-        for handle in ready:
-            worker = by_sentinel.get(handle)  # type: ignore[call-overload]
-            if worker is not None:
-                self._replace(worker, finished)
+        dead = [worker for worker, is_sentinel in ready if is_sentinel]
+        for worker in dead:
+            self._replace(worker, finished)
+        if dead:
+            self._watch()
         return finished
 
     def _drain(self, worker: _Worker, finished: list[Finished]) -> None:
         try:
-            while worker.results.poll():
+            while worker.readable.poll(0):
                 message = worker.results.recv()
                 if message[0] == "fatal":
                     worker.in_flight.pop(message[1], None)
