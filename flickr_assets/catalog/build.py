@@ -30,7 +30,7 @@ from flickr_assets.catalog.duplicates import (
     near_duplicate_groups,
     search_near,
 )
-from flickr_assets.catalog.grouping import RecordGroups, keyword_lists, read_groups
+from flickr_assets.catalog.grouping import RecordGroups, keyword_lists, read_groups, stable_order
 from flickr_assets.catalog.images import ImageChoice, bytes_to_sha, choose_images, ok_phashes
 from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources, read_ahead
 from flickr_assets.storage.atomic import atomic_path
@@ -263,7 +263,8 @@ def _write(
     keyword_names = pa.array(sources.keywords, type=pa.string())
     statuses = pa.array(choice.statuses, type=pa.string())
     # Photos by the keyword of their newest record, in each file's row order (one sequential take).
-    by_file = np.lexsort((groups.record_row, groups.record_file))
+    rows_per_file = int(groups.record_row.max(initial=0)) + 1
+    by_file, _ = stable_order(groups.record_file.astype(np.int64) * rows_per_file + groups.record_row)
     bounds = np.searchsorted(groups.record_file[by_file], np.arange(len(sources.records) + 1))
     preview = schema.empty_table()
     pending: list[pa.Table] = []
@@ -343,7 +344,7 @@ def _add_catalog_columns(
         "keywords": keyword_lists(groups, photos, keyword_names),
         "num_keywords": pa.array(groups.keyword_offsets[photos + 1] - groups.keyword_offsets[photos], pa.int32()),
         "image_status": statuses.take(_nullable(status, has_image, pa.int64())),
-        "image_path": choice.paths.take(pa.array(photos)),
+        "image_path": choice.paths(photos),
         "image_sha256": bytes_to_sha(chosen["sha"], chosen["has_sha"]),
         "image_width": _nullable(width, width >= 0, pa.int32()),
         "image_height": _nullable(height, height >= 0, pa.int32()),

@@ -29,7 +29,8 @@ class ImageChoice:
 
     statuses: list[str]  # status code -> name
     values: np.ndarray  # CHOICE_ROW (U,): file -1 and status -1 when no manifest row
-    paths: pa.Array  # string (U,), null when none
+    manifest_paths: pa.Array  # string: every manifest row's path, files concatenated in keyword order
+    path_row: np.ndarray  # int64 (U,): the chosen row in ``manifest_paths``, -1 when none
     orphan_rows: int  # manifest rows whose photo has no record in the keywords read
     # uint8 (U, 32): the digest of the bytes as served (exact duplicates share it); None when no manifest
     # has the column (``values["has_source_sha"]`` is then false everywhere).
@@ -41,6 +42,11 @@ class ImageChoice:
         if OK not in self.statuses:
             return np.zeros(len(self.values), dtype=bool)
         return self.values["status"] == self.statuses.index(OK)
+
+    def paths(self, photos: np.ndarray) -> pa.Array:
+        """The chosen image paths of ``photos`` (null when none): one take, when the catalog rows are made."""
+        at = self.path_row[photos]
+        return self.manifest_paths.take(pa.array(at, mask=at < 0))
 
     def rows(self, photos: np.ndarray) -> np.ndarray:
         """The choice rows of ``photos``, gathered as raw bytes (a structured gather copies field by field)."""
@@ -206,8 +212,8 @@ def choose_images(
 
     ``pool`` reads, decodes and scores the files in parallel; here, file by file in keyword order, the
     rows that score higher than the photo's current choice are scattered over it (a first-seen row wins
-    ties), so no manifest's values are held after its turn. Only the paths (strings) are kept and taken
-    once at the end.
+    ties), so no manifest's values are held after its turn. Only the paths (strings) are kept, and taken
+    when the catalog rows are made (:meth:`ImageChoice.paths`).
     """
     u = len(groups)
     statuses: list[str] = []
@@ -250,12 +256,13 @@ def choose_images(
         del part, values, target
         if on_file:
             on_file(index + 1)
-    has = chosen["file"] >= 0
-    at = path_start[np.maximum(chosen["file"], 0)] + chosen["row"]
+    path_row = path_start[np.maximum(chosen["file"], 0)] + chosen["row"]
+    path_row[chosen["file"] < 0] = -1
     return ImageChoice(
         statuses=statuses,
         values=chosen,
-        paths=pa.concat_arrays(paths).take(pa.array(at, mask=~has)),
+        manifest_paths=pa.concat_arrays(paths),
+        path_row=path_row,
         orphan_rows=orphan_rows,
         source_sha=source_sha,
     )
