@@ -1,19 +1,23 @@
 """The vectorised duplicate search against brute force, and the digest codec."""
 
 import hashlib
+import math
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from flickr_assets.catalog.duplicates import (
+    BandPlan,
     _interleave,
     connected_roots,
+    distinct,
     exact_duplicate_groups,
     near_duplicate_groups,
     near_pairs,
     plan_bands,
     search_near,
+    search_plan,
 )
 from flickr_assets.catalog.images import bytes_to_sha, sha_to_bytes
 
@@ -136,3 +140,33 @@ def test_biased_correlated_hashes_match_brute_force():
     found = {tuple(p) for p in near_pairs(hashes, 6).tolist()}
     assert len(found) >= 300
     assert found == brute_force_pairs(hashes, 6)
+
+
+@pytest.mark.parametrize("bands,must_match", [(9, 3), (10, 4), (8, 2)])
+def test_every_banded_plan_reports_each_close_pair_once(bands, must_match):
+    # Thousands of close pairs (the compiled loop grows its output many times), every one agreeing on several
+    # band combinations: each must come out exactly once, and none may be missed.
+    hashes = np.unique(clustered_hashes(5, clusters=300, per_cluster=12, max_flips=3))
+    combos = math.comb(bands, must_match)
+    pairs = near_pairs(hashes, 6, plan=BandPlan(bands, must_match, combos, 0.0))
+    assert len(pairs) > 5000
+    assert len(np.unique(pairs, axis=0)) == len(pairs)
+    assert {tuple(p) for p in pairs.tolist()} == brute_force_pairs(hashes, 6)
+
+
+def test_plan_counts_candidates_on_the_hashes_themselves():
+    # Correlated hashes (half the bits copies of their neighbours) have far more candidates than uniform
+    # ones: the sampled plan must see that and key on more bands than the uniform estimate would.
+    rng = np.random.default_rng(2)
+    uniform = distinct(rng.integers(-(2**63), 2**63 - 1, 200_000, dtype=np.int64))
+    correlated = uniform & np.int64(0x5555_5555_5555_5555)
+    correlated = distinct(correlated | (correlated << 1))
+    plain, skewed = search_plan(uniform, 6), search_plan(correlated, 6)
+    assert plain.bands == plan_bands(len(uniform), 6).bands  # the sample agrees with the uniform estimate
+    assert skewed.bands > plain.bands
+
+
+def test_distinct_is_sorted_unique():
+    values = np.array([5, -3, 5, 9, -3, 0], dtype=np.int64)
+    assert distinct(values).tolist() == [-3, 0, 5, 9]
+    assert distinct(np.empty(0, np.int64)).tolist() == []
