@@ -4,7 +4,7 @@ numpy can only express a pass as whole-array steps (sort the keys, compare neigh
 a sweep over millions of hashes through memory. This loop does a pass over one bucket (a few ten thousand
 hashes, in cache) in one go: every hash is put in a small hash table keyed by the bits of the bands it
 must share, and compared with the earlier hashes of its slot as it goes in. numba compiles it once (the
-machine code is cached on disk) and runs it without the GIL, so two threads search two halves of the buckets.
+machine code is cached on disk) and runs it without the GIL, so two threads search the buckets side by side.
 """
 
 import numpy as np
