@@ -118,7 +118,7 @@ def worker_main(
     watch = (*parents, results.fileno())
     threading.Thread(target=_watch_parent, args=watch, daemon=True, name="parent-watch").start()
     imaging = ImagingOptions(max_side=options.max_side, min_side=options.min_side, quality=options.quality)
-    fetcher = Fetcher(HostLimiter.shared(limits), options.timeout, options.user_agent, options.retry_after_max)
+    fetcher = Fetcher(HostLimiter.shared(limits), options.timeout, options.user_agent, options.retry_after_max, threads)
     processor = ThreadPoolExecutor(1, thread_name_prefix="process")
     env = WorkerEnv(options, imaging, fetcher, stopping, processor)
     locks = (threading.Lock(), threading.Lock())
