@@ -78,9 +78,24 @@ def catalog_metadata(layout: DataLayout, result: CatalogResult) -> dict[str, Any
         "keywords": dg.MetadataValue.int(len(result.keywords_read)),
         "keywords_not_materialised": dg.MetadataValue.json(result.missing_keywords),
         "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed_s, 2)),
+        "stage_seconds": dg.MetadataValue.json({stage: round(s, 2) for stage, s in result.stage_seconds.items()}),
+        "near_duplicate_search": dg.MetadataValue.text(_near_plan_text(result)),
+        "orphan_manifest_rows": dg.MetadataValue.int(result.orphan_manifest_rows),
         "path": dg.MetadataValue.path(str(layout.catalog_file)),
         "preview": dg.MetadataValue.md(_table_markdown(result.preview.slice(0, PREVIEW_ROWS))),
     }
+
+
+def _near_plan_text(result: CatalogResult) -> str:
+    plan = result.near_plan
+    if plan is None:
+        return "no images to compare"
+    if plan.must_match == 0:
+        return "every pair compared (few images)"
+    return (
+        f"{plan.bands} bands, {plan.must_match} equal: {plan.combinations} band combinations, "
+        f"~{plan.estimated_pairs:,.0f} candidate pairs"
+    )
 
 
 def _markdown_preview(path: Path, columns: list[str]) -> str:

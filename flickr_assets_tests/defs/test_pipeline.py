@@ -69,6 +69,10 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
 
     result = _materialize(dg.AssetSelection.assets(photo_catalog))
     assert result.success
+    catalog_md = result.asset_materializations_for_node("photo_catalog")[0].metadata
+    assert catalog_md["rows"].value == pq.read_metadata(layout.catalog_file).num_rows
+    assert {"records", "images", "duplicates", "write"} <= set(catalog_md["stage_seconds"].value)
+    assert "band combinations" in catalog_md["near_duplicate_search"].value
     catalog = pq.read_table(layout.catalog_file, columns=["photo_id", "keywords"]).to_pylist()
     expected: dict[int, set[str]] = {}
     for keyword, has_geo in (("colosseum", True), ("golden gate bridge", None)):
