@@ -78,7 +78,7 @@ def scan_buckets(
     widest = 1
     for bits in split_bits:
         widest = max(widest, 1 << bits)
-    ends = np.empty(widest + 1, np.int64)
+    ends = np.empty(widest + 1, np.int64)  # the part of split value v: ends[v]:ends[v + 1]
     limit = np.uint64(max_distance)
     out = np.empty((1024, 2), np.int64)
     found = 0
@@ -88,24 +88,20 @@ def scan_buckets(
         if n < 2:
             continue
         for group in range(len(split_bits)):
-            # Counting sort of the bucket by the group's second band: parts small enough to stay in L1.
+            # The bucket split by the group's second band: parts small enough to stay in L1.
             values = 1 << split_bits[group]
-            shift, low = np.uint64(split_shifts[group]), np.uint64(values - 1)
-            ends[: values + 1] = 0
-            for i in range(n):
-                ends[((hashes[start + i] >> shift) & low) + 1] += 1
+            _counting_sort(
+                hashes[start : start + n],
+                positions[start : start + n],
+                split_shifts[group],
+                split_bits[group],
+                part,
+                part_positions,
+                ends,
+            )
             for v in range(values):
-                ends[v + 1] += ends[v]
-            for i in range(n):
-                value = hashes[start + i]
-                v = (value >> shift) & low
-                at = ends[v]
-                part[at] = value
-                part_positions[at] = positions[start + i]
-                ends[v] = at + 1
-            begin = 0
-            for v in range(values):
-                count = ends[v] - begin
+                begin = ends[v]
+                count = ends[v + 1] - begin
                 if count >= 2:
                     slots, bits = 1, 0
                     while slots < 2 * count:
@@ -136,28 +132,46 @@ def scan_buckets(
                             keys[i] = key
                             chain[i] = head[slot]
                             head[slot] = i
-                begin = ends[v]
     return out[:found]
+
+
+@njit(nogil=True, cache=True)
+def _counting_sort(
+    values: np.ndarray,
+    value_positions: np.ndarray,
+    shift: int,
+    bits: int,
+    ordered: np.ndarray,
+    ordered_positions: np.ndarray,
+    bounds: np.ndarray,
+) -> None:
+    """Stable counting sort of ``values`` (with their positions) by ``bits`` bits from bit ``shift`` into
+    ``ordered`` and ``ordered_positions``; value v's run ends up at ``bounds[v]:bounds[v + 1]``."""
+    count = 1 << bits
+    low, at = np.uint64(count - 1), np.uint64(shift)
+    bounds[: count + 1] = 0
+    for value in values:
+        bounds[((value >> at) & low) + 1] += 1
+    for v in range(count):
+        bounds[v + 1] += bounds[v]
+    for i in range(len(values)):
+        value = values[i]
+        v = (value >> at) & low
+        ordered[bounds[v]] = value
+        ordered_positions[bounds[v]] = value_positions[i]
+        bounds[v] += 1
+    # Each bounds[v] now holds the end of run v, i.e. the start of run v + 1: shift back by one.
+    for v in range(count, 0, -1):
+        bounds[v] = bounds[v - 1]
+    bounds[0] = 0
 
 
 @njit(nogil=True, cache=True)
 def partition(hashes: np.ndarray, shift: int, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``hashes`` ordered by ``bits`` bits from bit ``shift`` (a counting sort, stable): the ordered hashes,
     their positions in ``hashes``, and the bounds of each value's bucket (``2**bits + 1``)."""
-    values = 1 << bits
-    low, at = np.uint64(values - 1), np.uint64(shift)
-    bounds = np.zeros(values + 1, np.int64)
-    for value in hashes:
-        bounds[((value >> at) & low) + 1] += 1
-    for v in range(values):
-        bounds[v + 1] += bounds[v]
-    fill = bounds[:-1].copy()
     ordered = np.empty_like(hashes)
     positions = np.empty(len(hashes), np.int64)
-    for i in range(len(hashes)):
-        value = hashes[i]
-        v = (value >> at) & low
-        ordered[fill[v]] = value
-        positions[fill[v]] = i
-        fill[v] += 1
+    bounds = np.empty((1 << bits) + 1, np.int64)
+    _counting_sort(hashes, np.arange(len(hashes)), shift, bits, ordered, positions, bounds)
     return ordered, positions, bounds
