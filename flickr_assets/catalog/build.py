@@ -263,8 +263,7 @@ def _write(
     keyword_names = pa.array(sources.keywords, type=pa.string())
     statuses = pa.array(choice.statuses, type=pa.string())
     # Photos by the keyword of their newest record, in each file's row order (one sequential take).
-    rows_per_file = int(groups.record_row.max(initial=0)) + 1
-    by_file, _ = stable_order(groups.record_file.astype(np.int64) * rows_per_file + groups.record_row)
+    by_file, _ = stable_order(groups.file_offsets[groups.record_file] + groups.record_row)  # by record index
     bounds = np.searchsorted(groups.record_file[by_file], np.arange(len(sources.records) + 1))
     preview = schema.empty_table()
     pending: list[pa.Table] = []
@@ -344,7 +343,7 @@ def _add_catalog_columns(
         "keywords": keyword_lists(groups, photos, keyword_names),
         "num_keywords": pa.array(groups.keyword_offsets[photos + 1] - groups.keyword_offsets[photos], pa.int32()),
         "image_status": statuses.take(_nullable(status, has_image, pa.int64())),
-        "image_path": choice.paths(photos),
+        "image_path": choice.paths(chosen),
         "image_sha256": bytes_to_sha(chosen["sha"], chosen["has_sha"]),
         "image_width": _nullable(width, width >= 0, pa.int32()),
         "image_height": _nullable(height, height >= 0, pa.int32()),

@@ -300,13 +300,14 @@ def search_near(hashes: np.ndarray, max_distance: int) -> NearSearch:
     return NearSearch(values, near_pairs(values, max_distance, plan=plan), plan)
 
 
-def _restricted_pairs(search: NearSearch, distinct: np.ndarray) -> np.ndarray | None:
-    """The pairs of ``search`` between members of ``distinct`` (as positions in it); None if not a subset."""
-    at = np.minimum(np.searchsorted(search.values, distinct), max(len(search.values) - 1, 0))
-    if len(distinct) and (not len(search.values) or not np.array_equal(search.values[at], distinct)):
+def _restricted_pairs(search: NearSearch, values: np.ndarray) -> np.ndarray | None:
+    """The pairs of ``search`` between members of ``values`` (sorted, distinct; as positions in it); None if
+    not a subset."""
+    at = np.minimum(np.searchsorted(search.values, values), max(len(search.values) - 1, 0))
+    if len(values) and (not len(search.values) or not np.array_equal(search.values[at], values)):
         return None
     position = np.full(len(search.values), -1, dtype=np.int64)
-    position[at] = np.arange(len(distinct))
+    position[at] = np.arange(len(values))
     pairs = position[search.pairs]
     return pairs[(pairs >= 0).all(axis=1)]
 
@@ -322,16 +323,15 @@ def near_duplicate_groups(
     hashes = np.ascontiguousarray(hashes, dtype=np.int64)
     # Equal hashes are the same node: search only distinct values, so a thousand copies of one image
     # cost one comparison instead of half a million.
-    distinct, inverse = np.unique(hashes, return_inverse=True)
-    pairs = _restricted_pairs(searched, distinct) if searched is not None else None
+    values, inverse = np.unique(hashes, return_inverse=True)
+    pairs = _restricted_pairs(searched, values) if searched is not None else None
     if pairs is not None:
         plan = searched.plan
     else:
-        plan = search_plan(distinct, max_distance)
-        pairs = near_pairs(distinct, max_distance, plan=plan)
-    distinct_roots = connected_roots(len(distinct), pairs)
-    component = distinct_roots[inverse]
-    first_member = np.full(len(distinct), len(hashes), dtype=np.int64)
+        plan = search_plan(values, max_distance)
+        pairs = near_pairs(values, max_distance, plan=plan)
+    component = connected_roots(len(values), pairs)[inverse]
+    first_member = np.full(len(values), len(hashes), dtype=np.int64)
     np.minimum.at(first_member, component, np.arange(len(hashes), dtype=np.int64))
     return group_labels(first_member[component]), plan
 

@@ -30,7 +30,7 @@ class ImageChoice:
     statuses: list[str]  # status code -> name
     values: np.ndarray  # CHOICE_ROW (U,): file -1 and status -1 when no manifest row
     manifest_paths: pa.Array  # string: every manifest row's path, files concatenated in keyword order
-    path_row: np.ndarray  # int64 (U,): the chosen row in ``manifest_paths``, -1 when none
+    path_start: np.ndarray  # int64 (files,): where each manifest's rows start in ``manifest_paths``
     orphan_rows: int  # manifest rows whose photo has no record in the keywords read
     # uint8 (U, 32): the digest of the bytes as served (exact duplicates share it); None when no manifest
     # has the column (``values["has_source_sha"]`` is then false everywhere).
@@ -43,10 +43,11 @@ class ImageChoice:
             return np.zeros(len(self.values), dtype=bool)
         return self.values["status"] == self.statuses.index(OK)
 
-    def paths(self, photos: np.ndarray) -> pa.Array:
-        """The chosen image paths of ``photos`` (null when none): one take, when the catalog rows are made."""
-        at = self.path_row[photos]
-        return self.manifest_paths.take(pa.array(at, mask=at < 0))
+    def paths(self, chosen: np.ndarray) -> pa.Array:
+        """The image paths of ``chosen`` rows (from :meth:`rows`; null when none): one take, when the catalog
+        rows are made."""
+        at = self.path_start[np.maximum(chosen["file"], 0)] + chosen["row"]
+        return self.manifest_paths.take(pa.array(at, mask=chosen["file"] < 0))
 
     def rows(self, photos: np.ndarray) -> np.ndarray:
         """The choice rows of ``photos``, gathered as raw bytes (a structured gather copies field by field)."""
@@ -256,13 +257,11 @@ def choose_images(
         del part, values, target
         if on_file:
             on_file(index + 1)
-    path_row = path_start[np.maximum(chosen["file"], 0)] + chosen["row"]
-    path_row[chosen["file"] < 0] = -1
     return ImageChoice(
         statuses=statuses,
         values=chosen,
         manifest_paths=pa.concat_arrays(paths),
-        path_row=path_row,
+        path_start=path_start,
         orphan_rows=orphan_rows,
         source_sha=source_sha,
     )
