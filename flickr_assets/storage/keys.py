@@ -38,6 +38,9 @@ def validate_keyword(keyword: str) -> str:
         raise KeywordError(f"keyword is {len(keyword)} characters long; the limit is {MAX_KEYWORD_LENGTH}")
     if set(keyword) <= {"."}:
         raise KeywordError("keyword consists only of dots")
+    if "..." in keyword:
+        # Dagster reads "a...b" as a range of partitions and refuses the key (the whole code location fails).
+        raise KeywordError("keyword contains '...' (Dagster reserves it for partition ranges)")
     if "," in keyword:
         # `dagster job backfill --partitions` splits on commas, so such a key could never be selected.
         raise KeywordError("keyword contains a comma (Dagster's CLI cannot select such a partition)")

@@ -39,6 +39,7 @@ def test_distinct_keywords_get_distinct_folders(tmp_path):
         ("...", "dots"),
         ("..", "dots"),
         ("a,b", "comma"),
+        ("wait... what", r"'\.\.\.'"),
         ("x" * 201, "characters long"),
         ("é" * 100, "too long once encoded"),
     ],
