@@ -8,6 +8,7 @@ status code and ``Retry-After`` so the error can be classified.
 
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import flickrapi
 import flickrapi.exceptions
 import requests
+import urllib3.exceptions
 
 from flickr_assets.flickr.errors import (
     KEY_HELP,
@@ -208,6 +210,13 @@ class FlickrClient:
                 f"Flickr did not answer {method} within {self.timeout:g}s", kind="timeout"
             ) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+            if _never_connected(error):
+                # A wrong FLICKR_API_URL looks like this too: say where we tried, so the user can check it.
+                raise TransientFlickrError(
+                    f"cannot connect to Flickr at {self.rest_url} ({_connect_reason(error)}) — "
+                    "check FLICKR_API_URL and the network",
+                    kind="connection",
+                ) from None
             raise TransientFlickrError(
                 f"connection to Flickr lost during {method} ({type(error).__name__})", kind="connection"
             ) from None
@@ -232,6 +241,18 @@ class FlickrClient:
             if secret:
                 text = text.replace(secret, "***")
         return text
+
+
+def _never_connected(error: Exception) -> bool:
+    """True when no connection was made at all (refused, unknown host), not one lost midway."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def _connect_reason(error: Exception) -> str:
+    """``connection refused``, ``Name or service not known``...: the OS's words, without urllib3's wrapping."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(error))
+    return found.group(1).strip().lower() if found else "no connection"
 
 
 def _flickr_message(error: flickrapi.exceptions.FlickrError) -> str:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import socket
 import time
 
 import pytest
@@ -77,6 +78,20 @@ def test_transient_failures_are_retried_then_reported(sim, faults, kind):
     assert client.stats.calls == 3 and client.stats.retries == 2 and len(sleeps.delays) == 2
     assert all(name.startswith(kind) for name in client.stats.errors), client.stats.errors
     assert sim.stats.snapshot()["rest_calls"] == 3
+
+
+def test_a_dead_endpoint_names_the_url_and_the_setting(sim):
+    with socket.socket() as closed:  # a port on 127.0.0.1 that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/services/rest/"
+    client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, max_attempts=2, sleep=Sleeps())
+    with pytest.raises(TransientFlickrError) as caught:
+        client.search(text="colosseum")
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to Flickr at {url} (connection refused) — check FLICKR_API_URL")
+    assert "\n" not in message and DEMO_API_KEY not in message
+    assert client.stats.errors["connection"] == 2
 
 
 def test_timeouts_are_retried(sim):
