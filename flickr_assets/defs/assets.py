@@ -17,6 +17,7 @@ from flickr_assets.defs.resources import FlickrResource, StorageResource
 from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import harvest_keyword
+from flickr_assets.storage.layout import DataFolderError
 
 
 class RecordsConfig(dg.Config):
@@ -71,8 +72,8 @@ def photo_records(
     query_defaults: QueryDefaults,
 ) -> dg.MaterializeResult:
     keyword = context.partition_key
-    layout = storage.layout
     try:
+        layout = storage.writable_layout()
         query = query_for(keyword, query_defaults)
         client = flickr.client(layout)
     except ValueError as error:  # MissingSetting, KeywordError and bad options are all ValueErrors
@@ -106,7 +107,10 @@ def photo_images(
     context: dg.AssetExecutionContext, config: ImagesConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     keyword = context.partition_key
-    layout = storage.layout
+    try:
+        layout = storage.writable_layout()
+    except DataFolderError as error:
+        raise _permanent(error) from None
     records = layout.records_file(keyword)
     if not records.exists():
         raise _permanent(FileNotFoundError(f"no records for {keyword!r} at {records}: materialise photo_records first"))
@@ -132,7 +136,11 @@ def photo_images(
     description="One row per unique photo over all keywords, with its keywords, image and duplicate groups.",
 )
 def photo_catalog(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+    try:
+        layout = storage.writable_layout()
+    except DataFolderError as error:
+        raise _permanent(error) from None
     keywords = list(keyword_partitions.get_partition_keys())
-    result = build_catalog(storage.layout, keywords, on_progress=_Progress(context))
+    result = build_catalog(layout, keywords, on_progress=_Progress(context))
     context.log.info(f"catalog: {result}")
-    return dg.MaterializeResult(metadata=catalog_metadata(storage.layout, result))
+    return dg.MaterializeResult(metadata=catalog_metadata(layout, result))

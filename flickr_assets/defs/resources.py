@@ -12,7 +12,7 @@ import dagster as dg
 from flickr_assets.defs.recovery import recover_dead_runs
 from flickr_assets.flickr.client import FLICKR_REST_URL, FlickrClient
 from flickr_assets.flickr.ratelimit import ApiBudget
-from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.layout import DataFolderError, DataLayout
 
 
 class MissingSetting(ValueError):
@@ -33,6 +33,13 @@ class StorageResource(dg.ConfigurableResource):
     @property
     def layout(self) -> DataLayout:
         return DataLayout.at(self.data_dir)
+
+    def writable_layout(self) -> DataLayout:
+        """The layout, after making sure the data folder exists and can be written (else a one-line error)."""
+        try:
+            return self.layout.ensure_writable()
+        except DataFolderError as error:
+            raise DataFolderError(f"{error} — set FLICKR_DATA_DIR to a folder this user can write") from None
 
 
 class FlickrResource(dg.ConfigurableResource):

@@ -15,12 +15,17 @@
 stay inside the data folder.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from flickr_assets.storage.keys import encode_keyword, validate_keyword
 
 FILES_PER_SHARD = 1000
+
+
+class DataFolderError(ValueError):
+    """The data folder cannot be created or written to."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,16 @@ class DataLayout:
     def at(cls, root: str | Path) -> "DataLayout":
         """Layout rooted at ``root`` (made absolute; created on first write)."""
         return cls(Path(root).expanduser().resolve())
+
+    def ensure_writable(self) -> "DataLayout":
+        """Create the data folder when missing; raise :class:`DataFolderError` saying why it cannot be written."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataFolderError(f"cannot create the data folder {self.root}: {error.strerror or error}") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise DataFolderError(f"the data folder {self.root} is not writable")
+        return self
 
     # --- records -------------------------------------------------------------------------------
     @property

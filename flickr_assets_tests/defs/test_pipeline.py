@@ -119,3 +119,24 @@ def test_rejected_key_fails_in_one_call_without_printing_it(pipeline_env, monkey
     assert wrong_key not in description
     assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     assert sim.stats.snapshot()["rest_calls"] == 1
+
+
+@pytest.mark.parametrize(
+    ("asset", "partition"),
+    [(photo_records, "colosseum"), (photo_images, "colosseum"), (photo_catalog, None)],
+    ids=["records", "images", "catalog"],
+)
+def test_unwritable_data_folder_fails_at_once_with_one_line(pipeline_env, monkeypatch, sim, tmp_path, asset, partition):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FLICKR_DATA_DIR", str(blocker / "data"))
+    result = _materialize(dg.AssetSelection.assets(asset), partition_key=partition)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert description == (
+        f"cannot create the data folder {blocker / 'data'}: Not a directory — "
+        "set FLICKR_DATA_DIR to a folder this user can write"
+    )
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    assert sim.stats.snapshot()["rest_calls"] == 0 and blocker.read_text() == "not a folder"
