@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
-from flickr_assets.defs.checks import CHECKS
+from flickr_assets.defs.checks import CHECKS, images_match_manifest, records_are_valid
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import query_defaults_from_env
 from flickr_assets.defs.resources import resources_from_env
@@ -140,3 +140,22 @@ def test_unwritable_data_folder_fails_at_once_with_one_line(pipeline_env, monkey
     )
     assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     assert sim.stats.snapshot()["rest_calls"] == 0 and blocker.read_text() == "not a folder"
+
+
+def test_checks_run_on_their_own_check_every_keyword_and_fail_on_a_missing_image(pipeline_env, sim):
+    layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
+    assert _materialize(dg.AssetSelection.assets(photo_records, photo_images), partition_key="colosseum").success
+    manifest = pq.read_table(layout.manifest_file("colosseum"), columns=["photo_id", "status", "path"]).to_pylist()
+    removed = next(row for row in manifest if row["status"] == "ok")
+    layout.resolve_relative(removed["path"]).unlink()
+
+    # The UI's "Execute" on a check runs it without a partition: it checks every materialised keyword.
+    checks = dg.AssetSelection.checks(records_are_valid, images_match_manifest)
+    result = _materialize(checks)
+    assert result.success
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert evaluations["records_are_valid"].passed
+    assert evaluations["records_are_valid"].description == "records of 1 keywords: all good"
+    images = evaluations["images_match_manifest"]
+    assert not images.passed and images.description == "1 problem(s) with images of 1 keywords"
+    assert f"photo {removed['photo_id']}: image {removed['path']} is missing" in images.metadata["first_problems"].value
