@@ -27,8 +27,22 @@ catalog_job = dg.define_asset_job(
 )
 
 
+def nightly_cron() -> str:
+    """``$FLICKR_NIGHTLY_CRON`` (default 02:00 every day); a value Dagster cannot schedule stops with one line
+    naming the setting (Dagster's own error names only the schedule)."""
+    cron = (os.environ.get("FLICKR_NIGHTLY_CRON") or DEFAULT_CRON).strip()
+    try:
+        dg.ScheduleDefinition(name="nightly_cron_check", cron_schedule=cron, job=keyword_job)
+    except dg.DagsterInvalidDefinitionError:
+        raise ValueError(
+            f"FLICKR_NIGHTLY_CRON={cron!r} is not a cron expression of 5 fields (minute hour day month weekday, "
+            f"e.g. {DEFAULT_CRON!r} for 02:00 UTC)"
+        ) from None
+    return cron
+
+
 @dg.schedule(
-    cron_schedule=os.environ.get("FLICKR_NIGHTLY_CRON") or DEFAULT_CRON,
+    cron_schedule=nightly_cron(),
     job=keyword_job,
     execution_timezone="UTC",
     description="Refresh every keyword incrementally (records, then images), one run per keyword.",

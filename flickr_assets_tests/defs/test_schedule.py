@@ -1,5 +1,8 @@
 """The nightly schedule asks for one run per keyword; the sensor builds the catalog once they have ended."""
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -46,3 +49,27 @@ def test_nightly_schedule_runs_every_keyword_then_the_sensor_builds_the_catalog(
         # Once requested for a night, the sensor waits for the next one.
         again = catalog_after_nightly(dg.build_sensor_context(instance=instance, cursor=sensor_context.cursor))
         assert isinstance(again, dg.SkipReason)
+
+
+def test_schedule_defaults_to_two_utc_and_is_off_until_turned_on():
+    assert nightly_keywords.cron_schedule == "0 2 * * *"
+    assert nightly_keywords.execution_timezone == "UTC"
+    assert nightly_keywords.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert catalog_after_nightly.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+@pytest.mark.parametrize(("cron", "loads"), [("30 1 * * 1-5", True), ("nightly", False), ("0 2 * *", False)])
+def test_nightly_cron_setting_is_used_or_refused_naming_it(cron, loads):
+    code = (
+        "from flickr_assets.definitions import defs; print(defs.resolve_schedule_def('nightly_keywords').cron_schedule)"
+    )
+    env = {**os.environ, "FLICKR_NIGHTLY_CRON": cron}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    if loads:
+        assert result.returncode == 0 and result.stdout.strip() == cron, result.stderr[-2000:]
+    else:
+        assert result.returncode != 0
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"ValueError: FLICKR_NIGHTLY_CRON={cron!r} is not a cron expression of 5 fields "
+            "(minute hour day month weekday, e.g. '0 2 * * *' for 02:00 UTC)"
+        )
