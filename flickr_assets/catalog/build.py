@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,7 +189,7 @@ def build_catalog(
         pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
         mark = time.perf_counter()
-        exact_of, near_group, plan = _duplicates(groups, choice, near_distance, near_search.result())
+        exact_of, near_group, plan = _duplicates(groups, choice, near_distance, near_search)
         if on_progress:
             on_progress(CatalogProgress("duplicates", 1, 1))
         stages["duplicates"] = time.perf_counter() - mark
@@ -221,9 +221,13 @@ def build_catalog(
 
 
 def _duplicates(
-    groups: RecordGroups, choice: ImageChoice, near_distance: int, searched: NearSearch | None = None
+    groups: RecordGroups,
+    choice: ImageChoice,
+    near_distance: int,
+    searched: NearSearch | Future[NearSearch] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, BandPlan | None]:
-    """Per photo: photo ID of its exact group and of its near group (-1 when none)."""
+    """Per photo: photo ID of its exact group and of its near group (-1 when none). A near search still
+    running is waited for last: the exact groups and the near groups' inputs are made meanwhile."""
     exact_of = np.full(len(groups), -1, dtype=np.int64)
     near_group = np.full(len(groups), -1, dtype=np.int64)
     # Each stored file embeds its own record, so byte-identical uploads differ once stored: compare the bytes

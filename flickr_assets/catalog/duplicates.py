@@ -19,7 +19,7 @@ first band: the hashes are partitioned once by it, and the compiled loop of
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations, pairwise
 
@@ -246,27 +246,11 @@ def search_plan(hashes: np.ndarray, max_distance: int) -> BandPlan:
 
 def connected_roots(count: int, pairs: np.ndarray) -> np.ndarray:
     """Union-find over ``count`` items: each item's smallest connected index (itself when alone)."""
-    roots = np.arange(count, dtype=np.int64)
     if not len(pairs):
-        return roots
-    nodes, local = np.unique(pairs, return_inverse=True)
-    local = local.reshape(pairs.shape)
-    parent = np.arange(len(nodes), dtype=np.int64)
-    a, b = local[:, 0], local[:, 1]
-    while True:
-        ra, rb = parent[a], parent[b]
-        differ = ra != rb
-        if not differ.any():
-            break
-        # Hook the larger root under the smaller one, then compress paths by pointer jumping.
-        np.minimum.at(parent, np.maximum(ra, rb)[differ], np.minimum(ra, rb)[differ])
-        while True:
-            jumped = parent[parent]
-            if np.array_equal(jumped, parent):
-                break
-            parent = jumped
-    roots[nodes] = nodes[parent]
-    return roots
+        return np.arange(count, dtype=np.int64)
+    from flickr_assets.catalog.near_kernel import union_roots  # numba: imported on use (see near_pairs)
+
+    return union_roots(count, np.ascontiguousarray(pairs, dtype=np.int64))
 
 
 def group_labels(roots: np.ndarray) -> np.ndarray:
@@ -313,17 +297,20 @@ def _restricted_pairs(search: NearSearch, values: np.ndarray) -> np.ndarray | No
 
 
 def near_duplicate_groups(
-    hashes: np.ndarray, max_distance: int, searched: NearSearch | None = None
+    hashes: np.ndarray, max_distance: int, searched: NearSearch | Future[NearSearch] | None = None
 ) -> tuple[np.ndarray, BandPlan]:
     """Group root per hash (-1 when alone) for hashes within ``max_distance``, chained transitively.
 
     ``searched``: pairs already found among a superset of the hashes at the same distance (pairs of a
     superset restricted to the set are exactly the set's pairs); searched again when it is not a superset.
+    A search still running is waited for only once the hashes are prepared.
     """
     hashes = np.ascontiguousarray(hashes, dtype=np.int64)
     # Equal hashes are the same node: search only distinct values, so a thousand copies of one image
     # cost one comparison instead of half a million.
     values, inverse = np.unique(hashes, return_inverse=True)
+    if isinstance(searched, Future):
+        searched = searched.result()
     pairs = _restricted_pairs(searched, values) if searched is not None else None
     if pairs is not None:
         plan = searched.plan

@@ -175,3 +175,30 @@ def partition(hashes: np.ndarray, shift: int, bits: int) -> tuple[np.ndarray, np
     bounds = np.empty((1 << bits) + 1, np.int64)
     _counting_sort(hashes, np.arange(len(hashes)), shift, bits, ordered, positions, bounds)
     return ordered, positions, bounds
+
+
+@njit(nogil=True, cache=True)
+def _root(parent: np.ndarray, item: int) -> int:
+    """The root of ``item``'s tree, halving the path on the way (every parent is smaller than its child)."""
+    while parent[item] != item:
+        parent[item] = parent[parent[item]]
+        item = parent[item]
+    return item
+
+
+@njit(nogil=True, cache=True)
+def union_roots(count: int, pairs: np.ndarray) -> np.ndarray:
+    """Union-find over ``count`` items joined by ``pairs`` ((k, 2) int64): each item's smallest connected
+    index. A root is only ever hooked under a smaller one, so every parent stays smaller than its child and
+    one pass in index order resolves every item after its parent."""
+    parent = np.arange(count)
+    for k in range(len(pairs)):
+        a = _root(parent, pairs[k, 0])
+        b = _root(parent, pairs[k, 1])
+        if a < b:
+            parent[b] = a
+        elif b < a:
+            parent[a] = b
+    for item in range(count):
+        parent[item] = parent[parent[item]]
+    return parent

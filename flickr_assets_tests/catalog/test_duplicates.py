@@ -74,6 +74,28 @@ def test_union_find_joins_chains_under_the_smallest_index():
     assert connected_roots(10, pairs).tolist() == [0, 1, 2, 3, 3, 1, 6, 7, 1, 1]
 
 
+def test_union_find_matches_a_plain_flood_fill_on_random_graphs():
+    rng = np.random.default_rng(11)
+    for _ in range(100):
+        count = int(rng.integers(1, 80))
+        pairs = rng.integers(0, count, (int(rng.integers(0, 120)), 2))  # self-loops and repeats included
+        neighbours: dict[int, set[int]] = {i: set() for i in range(count)}
+        for a, b in pairs.tolist():
+            neighbours[a].add(b)
+            neighbours[b].add(a)
+        expected = list(range(count))
+        for start in range(count):
+            if expected[start] != start:
+                continue  # already reached from a smaller index
+            stack = [start]
+            while stack:
+                for other in neighbours[stack.pop()]:
+                    if other > start and expected[other] == other:
+                        expected[other] = start
+                        stack.append(other)
+        assert connected_roots(count, pairs).tolist() == expected
+
+
 def test_near_groups_chain_and_identical_hashes():
     base = 0x1234_5678_9ABC_DEF0
     hashes = np.array([base ^ 0b1, 77, base, base ^ 0b1, base ^ 0b111_1110, -5], dtype=np.int64)
