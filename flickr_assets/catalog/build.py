@@ -35,7 +35,7 @@ from flickr_assets.catalog.images import ImageChoice, bytes_to_sha, choose_image
 from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources, read_ahead
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.layout import DataLayout
-from flickr_assets.storage.schemas import CATALOG, RECORDS
+from flickr_assets.storage.schemas import CATALOG, RECORDS, as_stored
 
 #: Key of the catalog file's metadata listing the keywords it was built from (JSON list).
 KEYWORDS_METADATA_KEY = b"flickr_assets.keywords"
@@ -45,7 +45,10 @@ READERS = 2
 PREVIEW_COLUMNS = ("photo_id", "title", "keywords", "image_status", "image_path", "exact_duplicate_of")
 #: Record fields taken from each photo's newest record (first and last seen are aggregated instead).
 RECORD_COLUMNS = [f.name for f in RECORDS if f.name not in ("keyword", "first_seen", "last_seen")]
-RECORD_SCHEMA = pa.schema([RECORDS.field(name) for name in RECORD_COLUMNS])
+# Timestamps as the files hold them (ms): converting them to CATALOG's seconds would only have the Parquet
+# writer convert them back.
+RECORD_SCHEMA = as_stored(pa.schema([RECORDS.field(name) for name in RECORD_COLUMNS]))
+STORED_CATALOG = as_stored(CATALOG)
 #: Parquet codec of the catalog file. Uncompressed writes ~2x faster than snappy (which makes the file
 #: about half as big); the catalog is rebuilt whole on every run, so the default favours build time.
 DEFAULT_COMPRESSION = "none"
@@ -99,7 +102,7 @@ class CatalogResult:
 
 
 def _catalog_schema(keywords: Sequence[str]) -> pa.Schema:
-    return CATALOG.with_metadata({KEYWORDS_METADATA_KEY: json.dumps(list(keywords)).encode()})
+    return STORED_CATALOG.with_metadata({KEYWORDS_METADATA_KEY: json.dumps(list(keywords)).encode()})
 
 
 def _nullable(values: np.ndarray, valid: np.ndarray, type_: pa.DataType) -> pa.Array:
@@ -308,10 +311,7 @@ def _rows(source: SourceFile, photos: np.ndarray, groups: RecordGroups) -> pa.Ta
     table = source.open(RECORD_COLUMNS)
     rows = groups.record_row[photos]  # ascending: each photo has one newest record
     if len(rows) < len(table):
-        # A mask keeps the selected rows in their order with contiguous copies (cheaper than a gather).
-        keep = np.zeros(len(table), dtype=bool)
-        keep[rows] = True
-        table = table.filter(pa.array(keep))
+        table = table.take(pa.array(rows))  # 0.3 us per row on records files, a mask filter 0.4-0.5
     if not np.array_equal(table["photo_id"].to_numpy(), groups.photo_ids[photos]):
         raise CatalogError(f"{source.path}: rows moved while the catalog was being built; run it again")
     if table.schema.equals(RECORD_SCHEMA):
@@ -336,14 +336,14 @@ def _add_catalog_columns(
     near_group: np.ndarray,
 ) -> pa.Table:
     """Replace the aggregated columns and add the keyword, image and duplicate columns."""
-    timestamp = pa.timestamp("s", tz="UTC")
+    timestamp = STORED_CATALOG.field("first_seen").type  # seconds are kept as ms (see RECORD_SCHEMA)
     chosen = choice.rows(photos)
     status = chosen["status"].astype(np.int64)
     has_image = status >= 0
     width, height = chosen["width"], chosen["height"]
     columns = {
-        "first_seen": pa.array(groups.first_seen[photos], type=pa.int64()).cast(timestamp),
-        "last_seen": pa.array(groups.last_seen[photos], type=pa.int64()).cast(timestamp),
+        "first_seen": pa.array(groups.first_seen[photos] * 1000, type=timestamp),
+        "last_seen": pa.array(groups.last_seen[photos] * 1000, type=timestamp),
         "keywords": keyword_lists(groups, photos, keyword_names),
         "num_keywords": pa.array(groups.keyword_offsets[photos + 1] - groups.keyword_offsets[photos], pa.int32()),
         "image_status": statuses.take(_nullable(status, has_image, pa.int64())),

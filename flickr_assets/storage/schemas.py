@@ -110,3 +110,15 @@ CATALOG = pa.schema(
         pa.field("near_duplicate_group", pa.int64()),
     ]
 )
+
+
+def as_stored(schema: pa.Schema) -> pa.Schema:
+    """``schema`` as a Parquet file gives it back: Parquet has no seconds unit, so second timestamps are
+    written (and read) as milliseconds. Tables built in this form are written without a conversion."""
+    fields = [
+        field.with_type(pa.timestamp("ms", tz=field.type.tz))
+        if pa.types.is_timestamp(field.type) and field.type.unit == "s"
+        else field
+        for field in schema
+    ]
+    return pa.schema(fields, metadata=schema.metadata)
