@@ -192,7 +192,7 @@ def build_catalog(
         pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
         mark = time.perf_counter()
-        exact_of, near_group, plan = _duplicates(groups, choice, near_distance, near_search)
+        exact_of, near_group, plan = _duplicates(groups, choice, near_distance, near_search, pool)
         if on_progress:
             on_progress(CatalogProgress("duplicates", 1, 1))
         stages["duplicates"] = time.perf_counter() - mark
@@ -228,11 +228,23 @@ def _duplicates(
     choice: ImageChoice,
     near_distance: int,
     searched: NearSearch | Future[NearSearch] | None = None,
+    pool: Executor | None = None,
 ) -> tuple[np.ndarray, np.ndarray, BandPlan | None]:
-    """Per photo: photo ID of its exact group and of its near group (-1 when none). A near search still
-    running is waited for last: the exact groups and the near groups' inputs are made meanwhile."""
-    exact_of = np.full(len(groups), -1, dtype=np.int64)
+    """Per photo: photo ID of its exact group and of its near group (-1 when none). The exact groups are made
+    on ``pool`` beside the near groups' inputs (both mostly numpy sorts, which release the GIL); a near
+    search still running is waited for last."""
+    exact = pool.submit(_exact_of, groups, choice) if pool is not None else None
     near_group = np.full(len(groups), -1, dtype=np.int64)
+    values = choice.values
+    members = np.flatnonzero(choice.ok & values["has_phash"])
+    roots, plan = near_duplicate_groups(values["phash"][members], near_distance, searched)
+    near_group[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
+    return exact.result() if exact is not None else _exact_of(groups, choice), near_group, plan
+
+
+def _exact_of(groups: RecordGroups, choice: ImageChoice) -> np.ndarray:
+    """Per photo: photo ID of its exact duplicate group (-1 when none)."""
+    exact_of = np.full(len(groups), -1, dtype=np.int64)
     # Each stored file embeds its own record, so byte-identical uploads differ once stored: compare the bytes
     # as served (manifests without that column fall back to the stored file's digest).
     values = choice.values
@@ -242,12 +254,8 @@ def _duplicates(
     if choice.source_sha is not None:
         digests[served] = choice.source_sha[members[served]]
     roots = exact_duplicate_groups(digests)
-    del digests
     exact_of[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
-    members = np.flatnonzero(choice.ok & values["has_phash"])
-    roots, plan = near_duplicate_groups(values["phash"][members], near_distance, searched)
-    near_group[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
-    return exact_of, near_group, plan
+    return exact_of
 
 
 def _write(
