@@ -120,10 +120,10 @@ def ok_phashes(manifests: list[SourceFile | None]) -> np.ndarray:
     for source in manifests:
         if source is None:
             continue
-        table = source.open(("status", "phash"), required=("photo_id", "status"), dictionary=("status",))
+        table = source.open(("status", "phash"), required=("photo_id", "status"))
         if "phash" not in table.column_names:
             continue
-        keep = pc.and_(pc.equal(table["status"], OK), pc.is_valid(table["phash"]))
+        keep = pc.and_(pc.equal(table["status"].cast(pa.string()), OK), pc.is_valid(table["phash"]))
         found.append(table["phash"].filter(pc.fill_null(keep, False)).cast(pa.int64()).to_numpy())
     return np.concatenate(found)
 

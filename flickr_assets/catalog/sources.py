@@ -34,16 +34,15 @@ class SourceFile:
     _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
     _metadata: pq.FileMetaData | None = field(default=None, repr=False)  # footer, parsed once
 
-    def open(self, columns: Sequence[str], required: Sequence[str] = (), dictionary: Sequence[str] = ()) -> pa.Table:
-        """Read ``columns`` (those present) from the file; the first read fixes its identity. ``dictionary``:
-        string columns of few values to read as dictionary arrays (no string per row is made)."""
+    def open(self, columns: Sequence[str], required: Sequence[str] = ()) -> pa.Table:
+        """Read ``columns`` (those present) from the file; the first read fixes its identity."""
         stamp = self._current_stamp()
         if self._stamp is None:
             self._stamp = stamp
         elif stamp != self._stamp:
             raise CatalogError(f"{self.path}: the file changed while the catalog was being built; run it again")
         try:
-            with pq.ParquetFile(self.path, metadata=self._metadata, read_dictionary=dictionary) as parquet:
+            with pq.ParquetFile(self.path, metadata=self._metadata) as parquet:
                 self._metadata = parquet.metadata
                 names = parquet.schema_arrow.names
                 missing = [name for name in required if name not in names]
