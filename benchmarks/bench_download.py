@@ -3,7 +3,7 @@
     flock /tmp/flickr-bench.lock .venv/bin/python benchmarks/bench_download.py            # 1,000 images
     flock /tmp/flickr-bench.lock .venv/bin/python benchmarks/bench_download.py --images 200
     flock /tmp/flickr-bench.lock .venv/bin/python benchmarks/bench_download.py --images 100000 \\
-        --discard-stored                       # memory run: ~14 min, ~1 GB of disk at any time
+        --discard-stored                       # memory run (one round): ~14 min, ~1 GB of disk at any time
 
 Steps:
 
@@ -17,10 +17,14 @@ Steps:
    from disk by each worker) in a tight loop on all cores, no network;
 4. DOWNLOAD: ``download_keyword`` (the path the ``photo_images`` asset calls) on all the records into an
    empty data folder, default options;
-5. print images/s of both, their ratio (target >= 90%), CPU per image (this script's own sampling thread
-   left out), the simulator's CPU (it shares the two cores, which is why wall figures swing), and the
-   peak memory of the download's process tree (main process, forkserver, workers; RSS summed, which counts
-   pages shared between them once per process, and PSS, which splits them), at 10% and at the end.
+5. repeat 3 and 4 (``--rounds``, default 3): this machine's speed drifts by 10-20% within a minute, so a
+   single limit run set against a single download run moves the ratio by as much; each round's ratio is
+   of two runs seconds apart, and the median of the rounds is the figure;
+6. print, per round and as medians, images/s of both, their ratio (target >= 90%), CPU per image (this
+   script's own sampling thread left out), the simulator's CPU (it shares the two cores, which is why wall
+   figures swing), and the peak memory of the download's process tree (main process, forkserver, workers;
+   RSS summed, which counts pages shared between them once per process, and PSS, which splits them), at
+   10% and at the end.
 
 Both rates count every record (records decided without a request, such as known-too-small ones, cost
 nothing in the limit either); the limit is measured on the unique records. On a machine shared with
@@ -32,8 +36,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +45,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from flickr_assets.download import DownloadOptions, DownloadProgress
+    from flickr_assets.download import DownloadOptions, DownloadProgress, DownloadResult
 
 REPO = Path(__file__).resolve().parent.parent
 KEYWORD = "eiffel tower"
@@ -113,7 +118,7 @@ def _memory(pid: int, pss: bool) -> int:
 
 
 class TreeMonitor:
-    """Samples this process tree every 50 ms (the simulator excluded): peak summed RSS (and PSS every 0.5 s), the CPU
+    """Samples this process tree every 0.1 s (the simulator excluded): peak summed RSS (and PSS every second), the CPU
     seconds the tree used while monitored (workers that came and went included), minus the CPU of this
     monitor's own thread, which is measurement, not download."""
 
@@ -138,9 +143,9 @@ class TreeMonitor:
 
     def _run(self) -> None:
         began, count = time.thread_time(), 0
-        while not self._stop.wait(0.05):
+        while not self._stop.wait(0.1):
             count += 1
-            self._sample(with_pss=count % 10 == 0)  # PSS walks page tables: every 0.5 s only
+            self._sample(with_pss=count % 10 == 0)  # PSS walks page tables: every second only
         self._own_cpu = time.thread_time() - began
 
     @property
@@ -211,7 +216,9 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, help="where to put the data folder (default: a temp folder)")
     parser.add_argument("--fetchers", type=int, default=DownloadOptions.fetchers, help="download threads")
     parser.add_argument("--discard-stored", action="store_true", help="delete filled shard folders during the run")
+    parser.add_argument("--rounds", type=int, help="limit + download rounds (default: 3, or 1 above 3,000 images)")
     args = parser.parse_args()
+    args.rounds = args.rounds or (3 if args.images <= 3000 else 1)
     unique = min(args.unique or min(args.images, 1000), args.images)
     work = Path(tempfile.mkdtemp(prefix="bench-download-", dir=args.work_dir))
     sim, base_url = start_simulator(args.cache_dir)
@@ -229,7 +236,6 @@ def run(
     import pyarrow.parquet as pq
     import requests
 
-    from flickr_assets.download import download_keyword
     from flickr_assets.download.plan import choose_source, known_too_small
     from flickr_assets.flickr.client import FlickrClient
     from flickr_assets.flickr.harvest_keyword import harvest_keyword
@@ -266,13 +272,92 @@ def run(
     size = sum(Path(p).stat().st_size for p, _ in jobs)
     print(f"warm-up: {len(jobs)} images, {size / 1e6:.0f} MB, in {time.monotonic() - started:.0f}s", flush=True)
 
-    processes = options.process_count
+    rounds = [_round(n, args, work, records, rows, jobs, sim_pid, options) for n in range(args.rounds)]
+    shutil.rmtree(bodies)
+
+    last = rounds[-1]
+    counts = f"{records.num_rows} records ({len(rows)} unique, {len(jobs)} images)"
+    print(f"\nkeyword {KEYWORD!r}: {counts}, {options.process_count} workers")
+    print(f"limit outcomes:    {dict(last.limit_outcomes)}")
+    print(
+        f"download outcomes: {last.result.run_counts}  ({last.result.requests} requests, "
+        f"{last.result.bytes_fetched / 1e6:.0f} MB)"
+    )
+    if last.deleted:
+        print(f"                   ({last.deleted} stored files deleted during the run to save disk)")
+    for n, r in enumerate(rounds, 1):
+        print(
+            f"round {n}: LIMIT {r.limit_rate:7.1f} images/s {r.limit_cpu_ms:6.2f} CPU-ms/image | DOWNLOAD "
+            f"{r.download_rate:7.1f} images/s {r.download_cpu_ms:6.2f} CPU-ms/image (main process "
+            f"{r.main_cpu_ms:.2f}), simulator {r.sim_cpu_ms:.2f} CPU-ms/image | {r.wall_ratio:5.1f} % wall, "
+            f"{r.cpu_ratio:5.1f} % per CPU"
+        )
+    wall = statistics.median(r.wall_ratio for r in rounds)
+    cpu = statistics.median(r.cpu_ratio for r in rounds)
+    print(f"LIMIT    {statistics.median(r.limit_rate for r in rounds):8.1f} images/s (median of {len(rounds)} rounds)")
+    print(f"DOWNLOAD {statistics.median(r.download_rate for r in rounds):8.1f} images/s (median)")
+    print(f"RATIO    {wall:8.1f} % of the limit (wall clock, median of the rounds' ratios; target >= 90%)")
+    print(f"         {cpu:8.1f} % by CPU per image (limit / download, median)")
+    peak_rss, peak_pss = max(r.peak_rss for r in rounds), max(r.peak_pss for r in rounds)
+    if last.early:
+        print(
+            f"PEAK MEM {last.early['rss'] / 2**20:8.0f} MiB RSS / {last.early['pss'] / 2**20:.0f} MiB PSS after "
+            f"{last.early['done']} images (last round);  {peak_rss / 2**20:.0f} MiB RSS / {peak_pss / 2**20:.0f} MiB "
+            "PSS at the end, the highest of the rounds (download process tree)"
+        )
+    else:
+        print(f"PEAK MEM {peak_rss / 2**20:8.0f} MiB RSS / {peak_pss / 2**20:.0f} MiB PSS (process tree)")
+
+
+@dataclass
+class Round:
+    """One limit run and the download run right after it."""
+
+    limit_rate: float
+    limit_cpu_ms: float
+    limit_outcomes: Counter
+    download_rate: float
+    download_cpu_ms: float
+    main_cpu_ms: float
+    sim_cpu_ms: float
+    result: DownloadResult
+    peak_rss: int
+    peak_pss: int
+    early: dict[str, int]
+    deleted: int
+
+    @property
+    def wall_ratio(self) -> float:
+        return 100 * self.download_rate / self.limit_rate
+
+    @property
+    def cpu_ratio(self) -> float:
+        return 100 * self.limit_cpu_ms / self.download_cpu_ms
+
+
+def _round(
+    number: int,
+    args: argparse.Namespace,
+    work: Path,
+    records: pa.Table,
+    rows: list[dict],
+    jobs: list[tuple[str, dict]],
+    sim_pid: int,
+    options: DownloadOptions,
+) -> Round:
+    """The limit on the warm-up bodies, then a download of every record into a fresh data folder."""
+    from flickr_assets.download import download_keyword
+    from flickr_assets.storage.layout import DataLayout
+
     wall0 = time.monotonic()
-    with TreeMonitor(exclude={sim_pid}) as limit, ProcessPoolExecutor(processes) as pool:
+    with TreeMonitor(exclude={sim_pid}) as limit, ProcessPoolExecutor(options.process_count) as pool:
         outcomes = Counter(pool.map(_process_file, *zip(*jobs, strict=True), chunksize=4))
     limit_wall, limit_cpu = time.monotonic() - wall0, limit.cpu
-    limit_rate = len(rows) / limit_wall
 
+    # Each round downloads into its own folder, and none is deleted before the end: ext4 skips an inode
+    # freed in the last seconds when it allocates one, after reading it from the inode table, so files
+    # deleted just before would slow every file the download creates.
+    layout = DataLayout.at(work / f"round-{number + 1}")
     saver = DiskSaver(layout.images_dir(KEYWORD)) if args.discard_stored else None
     early: dict[str, int] = {}
 
@@ -281,50 +366,28 @@ def run(
             saver(progress)
         if not early and progress.done >= progress.total // 10:
             early.update(rss=memory.peak_rss, pss=memory.peak_pss, done=progress.done)
-            print(f"  {progress}", flush=True)
+            print(f"  round {number + 1}: {progress}", flush=True)
 
     sim_cpu0 = process_cpu(sim_pid)
-    usage0 = resource.getrusage(resource.RUSAGE_SELF)
     wall0 = time.monotonic()
     with TreeMonitor(exclude={sim_pid}) as memory:
         result = download_keyword(layout, KEYWORD, records, options, on_progress)
     download_wall = time.monotonic() - wall0
-    # Deleted only now: ext4 skips a recently deleted inode when it allocates one, after a scan of the inode
-    # table, so freeing the bodies just before the download would slow every file the download creates.
-    shutil.rmtree(bodies)
-    usage1 = resource.getrusage(resource.RUSAGE_SELF)
-    sim_cpu = process_cpu(sim_pid) - sim_cpu0
-    main_user, main_sys = usage1.ru_utime - usage0.ru_utime, usage1.ru_stime - usage0.ru_stime
-    download_cpu, count = memory.cpu, records.num_rows
-    download_rate = count / download_wall
-    cores = os.cpu_count() or 1
-
-    print(f"\nkeyword {KEYWORD!r}: {count} records ({len(rows)} unique, {len(jobs)} images), {processes} workers")
-    print(f"limit outcomes:    {dict(outcomes)}")
-    print(f"download outcomes: {result.run_counts}  ({result.requests} requests, {result.bytes_fetched / 1e6:.0f} MB)")
-    if saver is not None:
-        print(f"                   ({saver.deleted} stored files deleted during the run to save disk)")
-    print(f"LIMIT    {limit_rate:8.1f} images/s  {limit_wall:7.1f} s  {1000 * limit_cpu / len(rows):6.2f} CPU-ms/image")
-    print(
-        f"DOWNLOAD {download_rate:8.1f} images/s  {download_wall:7.1f} s  "
-        f"{1000 * download_cpu / count:6.2f} CPU-ms/image (main process {1000 * memory.main_cpu / count:.2f}; "
-        "its user+system incl. the sampler: "
-        f"{1000 * main_user / count:.2f} + {1000 * main_sys / count:.2f})"
+    count = records.num_rows
+    return Round(
+        limit_rate=len(rows) / limit_wall,
+        limit_cpu_ms=1000 * limit_cpu / len(rows),
+        limit_outcomes=outcomes,
+        download_rate=count / download_wall,
+        download_cpu_ms=1000 * memory.cpu / count,
+        main_cpu_ms=1000 * memory.main_cpu / count,
+        sim_cpu_ms=1000 * (process_cpu(sim_pid) - sim_cpu0) / count,
+        result=result,
+        peak_rss=memory.peak_rss,
+        peak_pss=memory.peak_pss,
+        early=early,
+        deleted=saver.deleted if saver is not None else 0,
     )
-    print(
-        f"SIMULATOR {sim_cpu:7.1f} CPU-s during the download = {100 * sim_cpu / (cores * download_wall):.0f}% of the "
-        f"machine's {cores} cores ({1000 * sim_cpu / count:.2f} CPU-ms/image); the limit needs no simulator"
-    )
-    print(f"RATIO    {100 * download_rate / limit_rate:8.1f} % of the limit (wall clock; target >= 90%)")
-    print(f"         {100 * limit_cpu / len(rows) / (download_cpu / count):8.1f} % by CPU per image (limit / download)")
-    if early:
-        print(
-            f"PEAK MEM {early['rss'] / 2**20:8.0f} MiB RSS / {early['pss'] / 2**20:.0f} MiB PSS after {early['done']} "
-            f"images;  {memory.peak_rss / 2**20:.0f} MiB RSS / {memory.peak_pss / 2**20:.0f} MiB PSS at the end "
-            f"(download process tree)"
-        )
-    else:
-        print(f"PEAK MEM {memory.peak_rss / 2**20:8.0f} MiB RSS / {memory.peak_pss / 2**20:.0f} MiB PSS (process tree)")
 
 
 if __name__ == "__main__":
