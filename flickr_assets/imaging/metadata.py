@@ -1,12 +1,12 @@
 """The photo's record inside the stored JPEG: JSON in COM segments, standard EXIF, and an XMP packet."""
 
+import html
 import json
 import math
 import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime
-from xml.sax.saxutils import escape
 
 from PIL import ExifTags, Image
 
@@ -181,7 +181,7 @@ def exif_bytes(metadata: Mapping[str, object]) -> bytes:
 
 
 def _x(text: str) -> str:
-    return escape(_XML_INVALID.sub("", text), {'"': "&quot;"})
+    return html.escape(_XML_INVALID.sub("", text), quote=False).replace('"', "&quot;")
 
 
 def _xmp_coord(value: float, pos: str, neg: str) -> str:
