@@ -1,8 +1,8 @@
 """Keywords as safe path components.
 
 A keyword is user text (spaces, unicode, punctuation). It becomes one folder name by percent-encoding
-every byte outside ``[A-Za-z0-9_-]`` plus a leading dot, so it can never contain ``/``, be ``.`` or
-``..``, or start a hidden name. Keywords that cannot be held safely are rejected with a
+every byte outside ``[A-Za-z0-9_~-]``, dots included, so it can never contain ``/``, be ``.`` or ``..``,
+or start a hidden name. Keywords that cannot be held safely are rejected with a
 :class:`KeywordError` that says why.
 """
 

@@ -7,6 +7,8 @@
     records/keyword=<enc>/_state.json           harvest watermark for incremental runs
     images/<enc>/<NNNN>/<id>_<secret>_<server>_<owner>.jpg
     manifests/keyword=<enc>/manifest.parquet    one row per record: the outcome of its download
+    manifests/keyword=<enc>/_journal.jsonl      rows of a download in progress (``storage.manifest``)
+    manifests/keyword=<enc>/.lock               held while the keyword downloads
     manifests/keyword=<enc>/_contact_sheet.jpg  a preview of a few stored images
     catalog/catalog.parquet                     one row per unique photo over all keywords
     .state/                                     shared run state (API budget), never user data

@@ -31,7 +31,8 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True)
 class MergeResult:
-    """What a commit did: rows in the file now, photos not in the file before, rows dropped."""
+    """What a commit did: rows in the file now, harvested photos new to the file and already in it, and old
+    rows dropped (by a full refresh)."""
 
     rows: int
     new_rows: int
