@@ -80,22 +80,14 @@ class SearchPage:
 
 @dataclass
 class ClientStats:
-    """Counters of one client: HTTP requests sent, retries, errors by kind, seconds slept."""
+    """Counters of one client: HTTP requests sent, retries, errors by kind, seconds slept in backoff and
+    waiting for the call budget."""
 
     calls: int = 0
     retries: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     backoff_seconds: float = 0.0
     budget_wait_seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls,
-            "retries": self.retries,
-            "errors": dict(self.errors),
-            "backoff_seconds": round(self.backoff_seconds, 3),
-            "budget_wait_seconds": round(self.budget_wait_seconds, 3),
-        }
 
 
 class FlickrClient:

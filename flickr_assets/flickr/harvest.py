@@ -27,7 +27,7 @@ from typing import Any
 
 from flickr_assets.flickr.client import FlickrClient, SearchPage
 from flickr_assets.flickr.errors import TransientFlickrError
-from flickr_assets.flickr.query import SearchQuery
+from flickr_assets.flickr.query import SearchQuery, taken_arguments
 from flickr_assets.flickr.records import EXTRAS, BadPhoto, photo_to_row, upload_second
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ class Harvest:
         log.info("upload second %s holds more than %s photos; splitting it by taken date", second, self.page_size)
         while queue:
             low, high = queue.pop()
-            narrow = _taken_arguments(low, high)
+            narrow = taken_arguments(low, high)
             page = self._search(second, second, **narrow)
             self._take(page.photos, second, second)
             if len(page.photos) < page.per_page or page.per_page <= 0:
@@ -323,12 +323,3 @@ def _taken_ranges(
         stop = cuts[i] - timedelta(seconds=1) if i < len(cuts) else high
         ranges.append((start, stop))
     return ranges
-
-
-def _taken_arguments(low: datetime | None, high: datetime | None) -> dict[str, str]:
-    arguments = {}
-    if low is not None:
-        arguments["min_taken_date"] = low.strftime("%Y-%m-%d %H:%M:%S")
-    if high is not None:
-        arguments["max_taken_date"] = high.strftime("%Y-%m-%d %H:%M:%S")
-    return arguments

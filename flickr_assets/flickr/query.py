@@ -16,8 +16,8 @@ DEFAULT_START = datetime(2004, 1, 1, tzinfo=UTC)
 class SearchQuery:
     """One keyword's search, as written in the keywords file (defaults follow the seed).
 
-    ``keyword`` is the partition key. ``text`` is what is sent to Flickr: the keyword plus the
-    file's negative terms (``-term``) in full-text mode, or the comma-separated tags in tags mode.
+    ``keyword`` is the partition key and what Flickr searches for (:meth:`api_arguments`): the ``text``
+    argument in full-text mode, the ``tags`` argument in tags mode, each followed by the negative terms.
     """
 
     keyword: str
@@ -57,14 +57,22 @@ class SearchQuery:
             args["license"] = ",".join(str(i) for i in self.licenses)
         if self.bbox is not None:
             args["bbox"] = ",".join(f"{v:g}" for v in self.bbox)
-        if self.min_taken is not None:
-            args["min_taken_date"] = self.min_taken.strftime("%Y-%m-%d %H:%M:%S")
-        if self.max_taken is not None:
-            args["max_taken_date"] = self.max_taken.strftime("%Y-%m-%d %H:%M:%S")
+        args.update(taken_arguments(self.min_taken, self.max_taken))
         if self.media:
             args["media"] = self.media
         args.update(self.extra)
         return args
 
     def with_options(self, **changes: object) -> "SearchQuery":
+        """A copy with the fields named in ``changes`` replaced."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def taken_arguments(low: datetime | None, high: datetime | None) -> dict[str, str]:
+    """The search arguments of a taken-date range, both ends inclusive (None: open on that side)."""
+    arguments = {}
+    if low is not None:
+        arguments["min_taken_date"] = low.strftime("%Y-%m-%d %H:%M:%S")
+    if high is not None:
+        arguments["max_taken_date"] = high.strftime("%Y-%m-%d %H:%M:%S")
+    return arguments

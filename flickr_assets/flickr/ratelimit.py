@@ -55,7 +55,6 @@ class ApiBudget:
         self.rate = refill / window_seconds  # tokens per second
         self._clock = clock
         self._sleep = sleep
-        self.waited_seconds = 0.0  # time this instance spent blocked in acquire()
 
     def acquire(self) -> float:
         """Take one call from the budget, sleeping until one is available; return the seconds waited."""
@@ -67,7 +66,6 @@ class ApiBudget:
                 if now >= bucket.blocked_until and bucket.tokens >= 1.0:
                     bucket.tokens -= 1.0
                     self._write(fd, bucket)
-                    self.waited_seconds += waited
                     return waited
                 wait = max(bucket.blocked_until - now, (1.0 - bucket.tokens) / self.rate)
                 self._write(fd, bucket)  # also replaces a damaged state, so the refill can progress
@@ -86,7 +84,7 @@ class ApiBudget:
             self._write(fd, bucket)
 
     def available(self) -> float:
-        """Tokens in the bucket right now (for progress lines and tests)."""
+        """Tokens in the bucket right now."""
         with self._locked() as fd:
             now = self._clock()
             return self._refilled(self._read(fd, now), now).tokens
