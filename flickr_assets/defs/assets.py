@@ -6,6 +6,7 @@ keyword, bad settings) fail at once without spending retries; the rest is retrie
 """
 
 import time
+from datetime import timedelta
 
 import dagster as dg
 
@@ -85,7 +86,7 @@ def photo_records(
             client,
             query,
             full_refresh=config.full_refresh,
-            overlap_hours=config.overlap_hours,
+            overlap=timedelta(hours=config.overlap_hours),
             on_progress=_Progress(context),
         )
     except PermanentFlickrError as error:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from flickr_assets.flickr.client import FlickrClient
-from flickr_assets.flickr.harvest import Harvest, HarvestProgress
+from flickr_assets.flickr.harvest import Harvest, HarvestProgress, WindowCoverage
 from flickr_assets.flickr.query import SearchQuery
 from flickr_assets.storage.atomic import remove_stale_temp_files
 from flickr_assets.storage.layout import DataLayout
@@ -80,15 +80,9 @@ def harvest_keyword(
     overlap: timedelta = DEFAULT_OVERLAP,
     now: datetime | None = None,
     on_progress: Callable[[HarvestProgress], None] | None = None,
-    overlap_hours: float | None = None,
 ) -> HarvestResult:
-    """Harvest ``query`` into ``layout``'s records store for ``query.keyword``; see the module docstring.
-
-    ``overlap_hours`` is an alternative spelling of ``overlap`` for run config.
-    """
+    """Harvest ``query`` into ``layout``'s records store for ``query.keyword``; see the module docstring."""
     started = time.monotonic()
-    if overlap_hours is not None:
-        overlap = timedelta(hours=overlap_hours)
     keyword = query.keyword
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     remove_stale_temp_files(layout.records_dir(keyword))
@@ -108,22 +102,7 @@ def harvest_keyword(
         for batch in harvest.batches():
             writer.add(batch)
         merged = writer.commit(replace=not incremental)
-    append_coverage(
-        layout,
-        keyword,
-        [
-            {
-                "harvest_started": now,
-                "window_start": datetime.fromtimestamp(window.start, UTC),
-                "window_end": datetime.fromtimestamp(window.end, UTC),
-                "reported_total": window.reported_total,
-                "rows_received": window.rows_received,
-                "new_rows": window.new_rows,
-                "calls": window.calls,
-            }
-            for window in harvest.coverage
-        ],
-    )
+    append_coverage(layout, keyword, _coverage_rows(harvest.coverage, now))
     latest = datetime.fromtimestamp(harvest.latest_upload, UTC) if harvest.latest_upload is not None else None
     write_state(
         layout,
@@ -158,3 +137,19 @@ def harvest_keyword(
         split_seconds=harvest.split_seconds,
         latest_upload=latest,
     )
+
+
+def _coverage_rows(windows: list[WindowCoverage], harvest_started: datetime) -> list[dict[str, object]]:
+    """The harvest's search windows as ``COVERAGE`` rows."""
+    return [
+        {
+            "harvest_started": harvest_started,
+            "window_start": datetime.fromtimestamp(window.start, UTC),
+            "window_end": datetime.fromtimestamp(window.end, UTC),
+            "reported_total": window.reported_total,
+            "rows_received": window.rows_received,
+            "new_rows": window.new_rows,
+            "calls": window.calls,
+        }
+        for window in windows
+    ]
