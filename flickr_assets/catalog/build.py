@@ -227,19 +227,19 @@ def _duplicates(
     groups: RecordGroups,
     choice: ImageChoice,
     near_distance: int,
-    searched: NearSearch | Future[NearSearch] | None = None,
-    pool: Executor | None = None,
-) -> tuple[np.ndarray, np.ndarray, BandPlan | None]:
+    searched: Future[NearSearch],
+    pool: Executor,
+) -> tuple[np.ndarray, np.ndarray, BandPlan]:
     """Per photo: photo ID of its exact group and of its near group (-1 when none). The exact groups are made
-    on ``pool`` beside the near groups' inputs (both mostly numpy sorts, which release the GIL); a near
-    search still running is waited for last."""
-    exact = pool.submit(_exact_of, groups, choice) if pool is not None else None
+    on ``pool`` beside the near groups' inputs (both mostly numpy sorts, which release the GIL); the near
+    search of ``searched``, if still running, is waited for last."""
+    exact = pool.submit(_exact_of, groups, choice)
     near_group = np.full(len(groups), -1, dtype=np.int64)
     values = choice.values
     members = np.flatnonzero(choice.ok & values["has_phash"])
     roots, plan = near_duplicate_groups(values["phash"][members], near_distance, searched)
     near_group[members[roots >= 0]] = groups.photo_ids[members[roots[roots >= 0]]]
-    return exact.result() if exact is not None else _exact_of(groups, choice), near_group, plan
+    return exact.result(), near_group, plan
 
 
 def _exact_of(groups: RecordGroups, choice: ImageChoice) -> np.ndarray:
@@ -267,7 +267,7 @@ def _write(
     near_group: np.ndarray,
     compression: str,
     on_file: Callable[[int], None] | None,
-    pool: Executor | None = None,
+    pool: Executor,
 ) -> pa.Table:
     """Stream the catalog rows into the catalog file atomically; return the first rows as a preview.
 

@@ -101,21 +101,19 @@ def plan_bands(count: int, max_distance: int, sample: np.ndarray | None = None) 
     return best
 
 
-def _interleave(hashes: np.ndarray, bands: int, inverse: bool = False) -> np.ndarray:
+def _interleave(hashes: np.ndarray, bands: int) -> np.ndarray:
     """The hashes with their bits dealt round-robin into the bands (bit i into band i mod ``bands``).
 
     Hamming distances are unchanged by any fixed bit permutation. Real perceptual hashes have biased
     low-frequency bits and correlated neighbours (bit i with i+1 and i+8 on the 8x8 DCT grid); contiguous
     bands would gather them, giving bands far fewer distinct values and buckets far more candidates.
-    One table lookup per byte moves all its bits at once. ``inverse`` undoes it.
+    One table lookup per byte moves all its bits at once.
     """
     target = np.empty(HASH_BITS, dtype=np.int64)
     for band, (start, width) in enumerate(_band_ranges(bands)):
         members = range(band, HASH_BITS, bands)
         assert len(members) == width
         target[list(members)] = start + np.arange(width)
-    if inverse:
-        target = np.argsort(target)
     values = np.arange(256, dtype=np.uint64)
     out = np.zeros(len(hashes), dtype=np.uint64)
     data = np.ascontiguousarray(hashes, dtype="<u8").view(np.uint8).reshape(-1, 8)
@@ -193,9 +191,7 @@ def _spans(bounds: np.ndarray, pieces: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in pairwise(edges)]
 
 
-def near_pairs(
-    hashes: np.ndarray, max_distance: int, workers: int | None = None, plan: BandPlan | None = None
-) -> np.ndarray:
+def near_pairs(hashes: np.ndarray, max_distance: int, plan: BandPlan | None = None) -> np.ndarray:
     """Every pair (i < j) of positions whose distinct hashes are within ``max_distance`` bits, sorted.
 
     ``plan``: the bands to search with (default: :func:`search_plan`'s).
@@ -217,7 +213,7 @@ def near_pairs(
 
     ranges, band_masks = _band_ranges(plan.bands), _band_masks(plan.bands)
     keyed = _interleave(hashes, plan.bands)  # positions stay, so the pairs found need no mapping back
-    workers = workers or min(2, os.cpu_count() or 1)
+    workers = min(2, os.cpu_count() or 1)
     found = [np.empty((0, 2), np.int64)]
     with ThreadPoolExecutor(max_workers=workers) as pool:  # the compiled loop runs without the GIL
         for step in _passes(plan):
