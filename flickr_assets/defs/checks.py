@@ -9,7 +9,6 @@ from flickr_assets.catalog import check_catalog
 from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.resources import StorageResource
-from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.validate import manifest_problems, records_problems
 
 MAX_LISTED = 20
@@ -37,7 +36,7 @@ def _partition(context: dg.AssetCheckExecutionContext) -> str | None:
     return context.run.tags.get("dagster/partition")
 
 
-def _materialised(layout: DataLayout, file: Callable[[str], Path]) -> list[str]:
+def _materialised(file: Callable[[str], Path]) -> list[str]:
     return [keyword for keyword in keyword_partitions.get_partition_keys() if file(keyword).exists()]
 
 
@@ -47,7 +46,7 @@ def records_are_valid(context: dg.AssetCheckExecutionContext, storage: StorageRe
     keyword = _partition(context)
     if keyword is not None:
         return _result(records_problems(layout, keyword), "records")
-    keywords = _materialised(layout, layout.records_file)
+    keywords = _materialised(layout.records_file)
     problems = [problem for k in keywords for problem in records_problems(layout, k)]
     return _result(problems, f"records of {len(keywords)} keywords")
 
@@ -63,7 +62,7 @@ def images_match_manifest(context: dg.AssetCheckExecutionContext, storage: Stora
     if keyword is not None:
         return _result(manifest_problems(layout, keyword), "images")
     # Hashing every image of every keyword could take hours; a keyword's run checks its hashes.
-    keywords = _materialised(layout, layout.manifest_file)
+    keywords = _materialised(layout.manifest_file)
     problems = [problem for k in keywords for problem in manifest_problems(layout, k, verify_hashes=False)]
     return _result(problems, f"images of {len(keywords)} keywords")
 

@@ -22,6 +22,7 @@ class QueryDefaults(dg.ConfigurableResource):
     uploaded: str = "2004-01-01.."
 
     def as_options(self) -> dict[str, object]:
+        """The defaults as ``parse_keywords`` takes them; a bad ``has_geo`` or ``mode`` raises ValueError."""
         # ``license`` and ``uploaded`` are parsed as keywords-file options; ``mode`` and ``has_geo`` are
         # SearchQuery fields and are given as field values.
         has_geo = {"1": True, "0": False, "any": None}.get(self.has_geo.strip().lower())

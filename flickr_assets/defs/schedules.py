@@ -8,6 +8,7 @@ Both are off until turned on, as Dagster schedules and sensors are.
 """
 
 import os
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -47,7 +48,7 @@ def nightly_cron() -> str:
     execution_timezone="UTC",
     description="Refresh every keyword incrementally (records, then images), one run per keyword.",
 )
-def nightly_keywords(context: dg.ScheduleEvaluationContext):
+def nightly_keywords(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
     tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
     for keyword in keyword_partitions.get_partition_keys():
         yield dg.RunRequest(run_key=f"{tick}:{keyword}", partition_key=keyword, tags={NIGHTLY_TAG: tick})
@@ -61,7 +62,7 @@ FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.Dagster
     minimum_interval_seconds=60,
     description="Builds the catalog once every run of the latest nightly refresh has ended.",
 )
-def catalog_after_nightly(context: dg.SensorEvaluationContext):
+def catalog_after_nightly(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
     records = context.instance.get_run_records(
         filters=dg.RunsFilter(job_name=keyword_job.name),
         limit=max(50, 2 * len(keyword_partitions.get_partition_keys())),
