@@ -211,8 +211,9 @@ class Harvest:
         calls_before, received_before, new_before = self.calls, self.rows_received, self.new_rows
         # ``reported`` is the total of the whole remaining range, not of this second. The full page just
         # taken is a sample of the second (ties come back in any order), so cutting at its taken-date
-        # quantiles gives parts of about equal size: thirds fit a page each up to ~1,300 photos, and a part
-        # that is still full is cut again by its own (more telling) total.
+        # quantiles gives parts of about equal size: thirds fit a page each up to ~2.5 pages of photos (~640 at
+        # the 250 per page of geo queries, ~1,300 at 500), and a part that is still full is cut again by its own
+        # (more telling) total.
         queue = _taken_ranges(self._page_taken, 3, self.query.min_taken, self.query.max_taken)
         log.info("upload second %s holds more than %s photos; splitting it by taken date", second, self.page_size)
         while queue:

@@ -1,1 +1,2 @@
-"""Where data lives: layout, safe keyword names, atomic writes and Parquet schemas."""
+"""Where and how data is stored: layout, safe keyword names, atomic writes, Parquet schemas, the records and
+manifest stores, and the data-quality rules of what they hold."""
