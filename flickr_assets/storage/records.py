@@ -58,7 +58,6 @@ class RecordsWriter:
         self.scratch = Path(name)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.scratch, RECORDS)
         self._pending: list[dict[str, Any]] = []
-        self.rows_added = 0
 
     def __enter__(self) -> "RecordsWriter":
         return self
@@ -127,7 +126,6 @@ class RecordsWriter:
     def _write(self, rows: list[dict[str, Any]]) -> None:
         assert self._writer is not None, "rows added after commit"
         self._writer.write_table(rows_to_table(rows), row_group_size=self.row_group_size)
-        self.rows_added += len(rows)
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
