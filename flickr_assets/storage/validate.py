@@ -35,7 +35,8 @@ def records_problems(layout: DataLayout, keyword: str) -> list[str]:
 
 
 def manifest_problems(layout: DataLayout, keyword: str, verify_hashes: bool = True) -> list[str]:
-    """Stored images that are missing, altered, or in a shard folder holding more than 1,000 files."""
+    """Stored images that are missing, altered (not read with ``verify_hashes=False``), or in a shard folder
+    holding more than :data:`FILES_PER_SHARD` files."""
     path = layout.manifest_file(keyword)
     if not path.exists():
         return [f"{path}: no manifest"]
