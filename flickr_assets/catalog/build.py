@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -112,7 +113,7 @@ def _nullable(values: np.ndarray, valid: np.ndarray, type_: pa.DataType) -> pa.A
 class _Writer:
     """Writes tables to a Parquet file from a background thread (bounded queue, errors re-raised)."""
 
-    def __init__(self, path: object, schema: pa.Schema, compression: str) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, compression: str) -> None:
         self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=2)
         self._error: BaseException | None = None
         self._writer = pq.ParquetWriter(

@@ -8,6 +8,7 @@ list (as indices into the sorted keyword list, with offsets), its first and last
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -47,7 +48,7 @@ class RecordGroups:
         return np.diff(self.keyword_offsets).astype(np.int32)
 
 
-def _seconds(column: pa.ChunkedArray, path: object, name: str) -> np.ndarray:
+def _seconds(column: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
     if column.null_count:
         raise CatalogError(f"{path}: {column.null_count} rows without {name}")
     return pc.cast(column, pa.timestamp("s", tz="UTC"), safe=False).cast(pa.int64()).to_numpy()
