@@ -88,8 +88,8 @@ def catalog_metadata(layout: DataLayout, result: CatalogResult) -> dict[str, Any
 
 def _near_plan_text(result: CatalogResult) -> str:
     plan = result.near_plan
-    if plan is None:
-        return "no images to compare"
+    if plan is None or result.photos_with_images < 2:
+        return "no pair of images to compare"
     if plan.must_match == 0:
         return "every pair compared (few images)"
     return (

@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from flickr_assets.defs.partitions import keywords_file_path
-from flickr_assets.flickr.keywords import load_keywords_file
+from flickr_assets.flickr.keywords import OptionError, load_keywords_file, parse_has_geo, parse_keywords
 from flickr_assets.flickr.query import SearchQuery
 
 
@@ -22,15 +22,18 @@ class QueryDefaults(dg.ConfigurableResource):
     uploaded: str = "2004-01-01.."
 
     def as_options(self) -> dict[str, object]:
-        """The defaults as ``parse_keywords`` takes them; a bad ``has_geo`` or ``mode`` raises ValueError."""
-        # ``license`` and ``uploaded`` are parsed as keywords-file options; ``mode`` and ``has_geo`` are
-        # SearchQuery fields and are given as field values.
-        has_geo = {"1": True, "0": False, "any": None}.get(self.has_geo.strip().lower())
-        if has_geo is None and self.has_geo.strip().lower() != "any":
-            raise ValueError(f"has_geo must be 1, 0 or any, not {self.has_geo!r}")
+        """The defaults as ``parse_keywords`` takes them; a bad value raises ValueError naming the setting."""
         if self.mode not in ("text", "tags"):
             raise ValueError(f"mode must be text or tags, not {self.mode!r}")
-        return {"mode": self.mode, "has_geo": has_geo, "license": self.license, "uploaded": self.uploaded}
+        # ``license`` and ``uploaded`` are parsed as keywords-file options; ``mode`` and ``has_geo`` are
+        # SearchQuery fields and are given as field values.
+        try:
+            options = {"mode": self.mode, "has_geo": parse_has_geo(self.has_geo), "license": self.license}
+            options["uploaded"] = self.uploaded
+            parse_keywords("", defaults=options)  # a bad licence or date fails here, blamed on the setting
+        except OptionError as error:
+            raise OptionError(f"query defaults (FLICKR_HAS_GEO, FLICKR_LICENSE, query_defaults): {error}") from None
+        return options
 
 
 def query_for(keyword: str, defaults: QueryDefaults) -> SearchQuery:

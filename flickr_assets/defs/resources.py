@@ -11,6 +11,7 @@ import dagster as dg
 
 from flickr_assets.defs.recovery import recover_dead_runs
 from flickr_assets.flickr.client import FLICKR_REST_URL, FlickrClient
+from flickr_assets.flickr.errors import KEY_HELP
 from flickr_assets.flickr.ratelimit import ApiBudget
 from flickr_assets.storage.layout import DataFolderError, DataLayout
 
@@ -56,8 +57,7 @@ class FlickrResource(dg.ConfigurableResource):
         """A client whose calls draw on the API budget stored under ``layout``."""
         if not self.api_key:
             raise MissingSetting(
-                "FLICKR_API_KEY is not set: export your Flickr API key (https://www.flickr.com/services/api/keys/) "
-                "or run `make demo` to use the bundled simulator"
+                f"FLICKR_API_KEY is not set: {KEY_HELP} (or run `make demo` to use the bundled simulator)"
             )
         if self.calls_per_hour <= 0:
             raise MissingSetting(f"FLICKR_API_CALLS_PER_HOUR must be a positive number, not {self.calls_per_hour}")

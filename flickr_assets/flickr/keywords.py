@@ -176,7 +176,7 @@ def _apply_options(query: SearchQuery, options: list[str]) -> SearchQuery:
         elif name == "tag_mode":
             changes["tag_mode"] = _choice(name, value, ("any", "all"))
         elif name == "has_geo":
-            changes["has_geo"] = _has_geo(value)
+            changes["has_geo"] = parse_has_geo(value)
         elif name == "license":
             changes["licenses"] = _licenses(value)
         elif name == "bbox":
@@ -203,8 +203,9 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value.lower()
 
 
-def _has_geo(value: str) -> bool | None:
-    lowered = value.lower()
+def parse_has_geo(value: str) -> bool | None:
+    """A ``has_geo`` value: True (1, yes, true, on), False (0, no, false, off) or None (any, all, both)."""
+    lowered = value.strip().lower()
     if lowered in ("1", "yes", "true", "on"):
         return True
     if lowered in ("0", "no", "false", "off"):
@@ -225,7 +226,8 @@ def _licenses(value: str) -> tuple[int, ...]:
         part = part.strip()
         if not part.isdigit() or not 0 <= int(part) <= 99:
             aliases = ", ".join(LICENSE_ALIASES)
-            raise OptionError(f"license={value!r}: {part!r} is not a licence id (0-16) or one of {aliases}, any")
+            reason = f"is not a licence id (0-99; Flickr's are 0-16) or one of {aliases}, any"
+            raise OptionError(f"license={value!r}: {part!r} {reason}")
         ids.append(int(part))
     return tuple(sorted(set(ids)))
 
