@@ -264,4 +264,6 @@ def make_job(paths: ImagePaths, task: Task) -> Job:
 
 
 def _reason_kind(reason: str) -> str:
+    """A failure reason without its prefix and details, for the run's tally ("gave up after 6 attempts: HTTP
+    503" -> "HTTP 503")."""
     return reason.split(": ", 1)[-1].split(" (")[0][:80]

@@ -74,10 +74,12 @@ class DownloadProgress:
 
     @property
     def images_per_s(self) -> float:
+        """Photos finished per second so far in this run."""
         return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     @property
     def eta_s(self) -> float | None:
+        """Seconds left at the rate so far (None before the first photo is done)."""
         rate = self.images_per_s
         return (self.total - self.done) / rate if rate > 0 else None
 
@@ -112,6 +114,7 @@ class DownloadResult:
 
     @property
     def images_per_s(self) -> float:
+        """Photos handled per second in this run."""
         return self.done / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def __str__(self) -> str:

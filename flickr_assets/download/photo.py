@@ -1,11 +1,12 @@
-"""Everything that happens to one photo: link or fetch, classify, retry, process, store, one manifest row.
+"""Everything that happens to one photo handed to the workers: fetch, classify, retry, process, store, and
+its manifest row.
 
-The download process decides what needs no request (see ``engine``) and hands the rest out as small
-:class:`Job` items; a worker process's fetch thread brings each job to a row (:func:`fetch_and_store`), so
-the image bytes never leave the process that fetched them. Nothing here imports pyarrow: the worker
-processes stay small. The image file (if any) is written atomically before the row is returned, and the
-download process makes it durable before it journals the row: a row in the journal always means its file is
-complete.
+The download process decides what needs no request (no image URL, known too small, linked from another
+keyword: see ``engine``) and hands the rest out as small :class:`Job` items; a worker process's fetch thread
+brings each job to a row (:func:`fetch_and_store`), so the image bytes never leave the process that fetched
+them. Nothing here imports pyarrow: the worker processes stay small. The image file (if any) is written
+atomically before the row is returned, and the download process makes it durable before it journals the row:
+a row in the journal always means its file is complete.
 """
 
 import datetime as dt

@@ -2,7 +2,8 @@
 
 Shards are assigned deterministically in record order from the *merged* manifest only (not the journal
 of an interrupted run), so a run killed and started again plans exactly what the first run planned:
-photos already holding a path keep it; new photos are appended to the last shard that has room.
+photos already holding a path keep it (a path in an interrupted run's journal included); new photos are
+appended to the last shard that has room.
 """
 
 import re

@@ -37,15 +37,12 @@ def process_and_store(
     metadata: dict,
     options: ImagingOptions,
     destination: Path,
-    processor: Executor | None = None,
+    processor: Executor,
 ) -> StoredImage:
-    """Process one image (on ``processor`` if given) and, if it is kept, write it to ``destination``
-    atomically (not yet durable: see :func:`~flickr_assets.storage.atomic.make_durable`). Raises
-    ``InvalidImage`` for bytes that are not a usable image."""
-    if processor is None:
-        result = process_image(data, metadata, options)
-    else:
-        result = processor.submit(process_image, data, metadata, options).result()
+    """Process one image on ``processor`` and, if it is kept, write it to ``destination`` atomically (not
+    yet durable: see :func:`~flickr_assets.storage.atomic.make_durable`). Raises ``InvalidImage`` for bytes
+    that are not a usable image."""
+    result = processor.submit(process_image, data, metadata, options).result()
     digest = source_digest = None
     if result.status == "ok" and result.jpeg is not None:
         write_bytes(destination, result.jpeg, durable=False)
