@@ -37,10 +37,12 @@ class Source:
 
     @property
     def is_jpeg(self) -> bool:
+        """JPEG (or MPO, a JPEG with more frames): draft decoding and byte-keeping apply."""
         return self.format in ("JPEG", "MPO")
 
     @property
     def swaps_axes(self) -> bool:
+        """Whether the stored pixels are the upright image turned by 90 degrees (width and height swapped)."""
         return self.orientation in (5, 6, 7, 8)
 
 

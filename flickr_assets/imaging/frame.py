@@ -31,6 +31,8 @@ class FrameRules:
     lead: int = 3  # lines at the start of an inner layer that may blend it with the outer one
     drift: float = 6.0  # the average colour of a layer's last lines stays this close to its first lines'
     band: int = 3  # lines of content compared with the frame
+    # Shortest layer kept. One line: at a reduced-scale decode a frame line may be blurred away, and at full
+    # scale a one-line layer is often the blend between two nested layers.
     min_run: int = 1
 
 

@@ -7,12 +7,14 @@ import numpy as np
 from flickr_assets.imaging.model import InvalidImage
 
 SOI = b"\xff\xd8"
-_EOI, _SOS, _APP0, _APP1, _COM = 0xD9, 0xDA, 0xE0, 0xE1, 0xFE
-_EXIF_ID = b"Exif\x00\x00"
-_XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
+APP1, COM = 0xE1, 0xFE
+_EOI, _SOS, _APP0 = 0xD9, 0xDA, 0xE0
+#: Identifiers that open the APP1 payload of an Exif block and of an XMP packet.
+EXIF_ID = b"Exif\x00\x00"
+XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
 _XMP_EXT_ID = b"http://ns.adobe.com/xmp/extension/\x00"
 #: Markers that may follow an entropy-coded scan: tables, restart interval, next scan, APPn, COM, DNL, EOI.
-_AFTER_SCAN = frozenset({0xC4, 0xCC, 0xDB, 0xDC, 0xDD, _SOS, _COM, _EOI, *range(0xE0, 0xF0)})
+_AFTER_SCAN = frozenset({0xC4, 0xCC, 0xDB, 0xDC, 0xDD, _SOS, COM, _EOI, *range(0xE0, 0xF0)})
 MAX_PAYLOAD = 65533  # a segment's 16-bit length counts itself
 
 
@@ -84,12 +86,12 @@ def check_structure(data: bytes) -> None:
 
 def _is_replaced(data: bytes, marker: int, start: int) -> bool:
     """Whether a source segment carries metadata that the inserted segments replace (Exif, XMP, comments)."""
-    if marker == _COM:
+    if marker == COM:
         return True
-    if marker != _APP1:
+    if marker != APP1:
         return False
     payload = data[start + 4 : start + 4 + len(_XMP_EXT_ID)]
-    return payload.startswith((_EXIF_ID, _XMP_ID, _XMP_EXT_ID))
+    return payload.startswith((EXIF_ID, XMP_ID, _XMP_EXT_ID))
 
 
 def splice(data: bytes, inserted: list[bytes]) -> bytes:

@@ -10,13 +10,10 @@ from datetime import date, datetime
 
 from PIL import ExifTags, Image
 
-from flickr_assets.imaging.jpeg_segments import MAX_PAYLOAD, segment
+from flickr_assets.imaging.jpeg_segments import APP1, COM, EXIF_ID, MAX_PAYLOAD, XMP_ID, segment
 from flickr_assets.imaging.licenses import license_info
 
 SOFTWARE = "flickr-assets"
-_EXIF_ID = b"Exif\x00\x00"
-_XMP_ID = b"http://ns.adobe.com/xap/1.0/\x00"
-_COM, _APP1 = 0xFE, 0xE1
 _DROPPED_KEYS = frozenset({"api_key", "api_secret", "flickr_api_key", "flickr_api_secret", "oauth_token"})
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _EXIF_TEXT_MAX = 2000
@@ -71,7 +68,7 @@ def comment_segments(payload: bytes) -> list[bytes]:
         end = min(start + MAX_PAYLOAD, len(payload))
         while end < len(payload) and payload[end] & 0xC0 == 0x80:  # don't split a multi-byte character
             end -= 1
-        parts.append(segment(_COM, payload[start:end]))
+        parts.append(segment(COM, payload[start:end]))
         start = end
     return parts
 
@@ -244,7 +241,7 @@ def xmp_packet(metadata: Mapping[str, object], *, description: bool = True, max_
 
 def _fitting_xmp(metadata: Mapping[str, object]) -> bytes:
     """The XMP packet, shortened (description dropped, then tags trimmed) to fit one APP1 segment."""
-    room = MAX_PAYLOAD - len(_XMP_ID)
+    room = MAX_PAYLOAD - len(XMP_ID)
     packet = xmp_packet(metadata)
     if len(packet) <= room:
         return packet
@@ -261,10 +258,10 @@ def _fitting_xmp(metadata: Mapping[str, object]) -> bytes:
 def metadata_segments(metadata: Mapping[str, object]) -> list[bytes]:
     """Every segment to insert after SOI/APP0: APP1 Exif, APP1 XMP, then the COM segment(s) with the JSON."""
     exif = exif_bytes(metadata)
-    if not exif.startswith(_EXIF_ID):
-        exif = _EXIF_ID + exif
+    if not exif.startswith(EXIF_ID):
+        exif = EXIF_ID + exif
     return [
-        segment(_APP1, exif),
-        segment(_APP1, _XMP_ID + _fitting_xmp(metadata)),
+        segment(APP1, exif),
+        segment(APP1, XMP_ID + _fitting_xmp(metadata)),
         *comment_segments(comment_json(metadata)),
     ]

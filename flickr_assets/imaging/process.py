@@ -8,16 +8,12 @@ import numpy as np
 from PIL import Image
 
 from flickr_assets.imaging.decode import Source, load, open_source, to_rgb, upright
-from flickr_assets.imaging.frame import Frame, FrameRules, detect_frame
+from flickr_assets.imaging.frame import Frame, detect_frame
 from flickr_assets.imaging.jpeg_segments import check_structure, splice
 from flickr_assets.imaging.metadata import metadata_segments
 from flickr_assets.imaging.model import Box, ImagingOptions, ProcessedImage, Size
 from flickr_assets.imaging.phash import draft_size, phash_of
 
-#: The reduced-scale decode only decides whether there is a frame; one line may be blurred by the reduction.
-_COARSE = FrameRules(min_run=1)
-#: At working resolution too: a one-line layer is often the blend between two nested layers.
-_FINE = FrameRules(min_run=1)
 #: Extra pixels cut inside a detected frame edge (like the seed's extra trim for layered frames).
 _MARGIN = 2
 _NESTED_MARGIN = 2
@@ -86,9 +82,9 @@ def _keep_or_crop(data: bytes, source: Source, metadata: Mapping[str, object], o
     coarse = source.image
     coarse.draft("RGB", draft_size(coarse.size))
     load(coarse)
-    if detect_frame(np.asarray(coarse), _COARSE) is not None:
+    if detect_frame(np.asarray(coarse)) is not None:
         rgb = to_rgb(_decode_upright(data, source, None, reopen=True))
-        frame = detect_frame(np.asarray(rgb), _FINE)
+        frame = detect_frame(np.asarray(rgb))
         if frame is not None:
             return _cropped(data, rgb, source, _source_box(frame, source.size, source.size), metadata, opts)
     jpeg = splice(data, metadata_segments(metadata))
@@ -103,7 +99,8 @@ def _cropped(
     metadata: Mapping[str, object],
     opts: ImagingOptions,
 ) -> ProcessedImage:
-    """Crop ``working`` (the oriented source at some scale) to ``crop`` (source px), resize, encode, store."""
+    """Crop ``working`` (the oriented source at some scale) to ``crop`` (source px), resize, encode and embed
+    the metadata (or ``too_small``)."""
     width, height = source.size
     left, top, right, bottom = crop or (0, 0, width, height)
     crop_size = (right - left, bottom - top)
@@ -129,7 +126,7 @@ def _cropped(
 def _reencode(data: bytes, source: Source, metadata: Mapping[str, object], opts: ImagingOptions) -> ProcessedImage:
     """Rotate, unframe, resize and encode: JPEGs decoded at the draft scale of the final size."""
     working = to_rgb(_decode_upright(data, source, _fit(source.size, opts.max_side)))
-    frame = detect_frame(np.asarray(working), _FINE)
+    frame = detect_frame(np.asarray(working))
     crop = None if frame is None else _source_box(frame, working.size, source.size)
     return _cropped(data, working, source, crop, metadata, opts)
 
