@@ -21,6 +21,7 @@ from flickr_assets.simulator import DEMO_API_KEY, DEMO_API_SECRET, Simulator
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo (or, with ``--ui``, the Dagster UI) against a simulator started here; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("FLICKR_DATA_DIR") or "data")
     parser.add_argument("--cache-dir", default=".simulator-cache", help="where the simulator caches its images")

@@ -12,6 +12,7 @@ from .spec import DEMO_API_KEY, DEMO_API_SECRET, TIE_PROFILES, UniverseSpec
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve until Ctrl-C or SIGTERM; return the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m flickr_assets.simulator", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the photo universe")

@@ -43,10 +43,13 @@ class Columns:
         return len(self.ids)
 
     def take(self, rows: np.ndarray) -> "Columns":
+        """The columns of ``rows`` only, in that order."""
         return Columns(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
 
 
 @dataclass(frozen=True)
 class Duplicate:
+    """Photos planted as duplicates: "exact" share the served bytes, "near" show the same scene re-encoded."""
+
     kind: str  # "exact" or "near"
     ids: tuple[int, ...]

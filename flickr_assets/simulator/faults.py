@@ -4,6 +4,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 REST_KINDS = ("drop", "rest_429", "rest_5xx", "api_error", "bad_body", "garbled")
@@ -70,13 +71,14 @@ class Faults:
 
     @property
     def active(self) -> bool:
+        """Whether any fault (or the delay) can happen at all."""
         return any(getattr(self, k) for k in {*REST_KINDS, *STATIC_KINDS, "slow"})
 
 
 class FaultPicker:
     """Draws at most one fault per request (plus an optional delay) from a seeded generator."""
 
-    def __init__(self, faults: Faults):
+    def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self._rng = random.Random(faults.seed)
         self._lock = threading.Lock()
@@ -96,6 +98,7 @@ class FaultPicker:
         return slow, None
 
     def choice(self, options: list) -> object:
+        """One of ``options``, from the same seeded generator (the variant of a fault: which 5xx, which body)."""
         with self._lock:
             return self._rng.choice(options)
 
@@ -113,7 +116,7 @@ class Budget:
 class BudgetTracker:
     """Thread-safe bookkeeping of a Budget across keys."""
 
-    def __init__(self, budget: Budget | None, clock=time.monotonic):
+    def __init__(self, budget: Budget | None, clock: Callable[[], float] = time.monotonic) -> None:
         self.budget = budget
         self._clock = clock
         self._calls: dict[str, deque[float]] = {}

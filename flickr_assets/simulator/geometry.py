@@ -4,7 +4,6 @@ from .spec import LARGE_EDGE, MIN_SIDE
 
 # Frame kinds (the `frame` array of the universe).
 NO_FRAME, BLACK, WHITE, COLOUR, LAYERED, ONE_SIDE = range(6)
-FRAME_NAMES = ("none", "black", "white", "colour", "layered", "one_side")
 
 
 def scaled_dims(width: int, height: int, edge: int) -> tuple[int, int]:

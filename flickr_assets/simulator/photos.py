@@ -107,6 +107,7 @@ def server(photo_id: int, upload: int) -> str:
 
 
 def owner_nsid(owner: int) -> str:
+    """The NSID ("12345678@N03") of an owner number; :func:`owner_from_nsid` reverses it."""
     return f"{OWNER_BASE + owner * OWNER_STEP}@N0{1 + owner % 8}"
 
 
@@ -123,12 +124,14 @@ def owner_from_nsid(nsid: str) -> int | None:
 
 @functools.lru_cache(maxsize=OWNER_COUNT)
 def owner_name(owner: int) -> str:
+    """The owner's display name, made up from syllables (the same for every call)."""
     rng = random.Random(owner * 31 + 7)
     name = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))).capitalize()
     return name + (f" {rng.choice(_SYLLABLES).capitalize()}" if rng.random() < 0.5 else f"{rng.randint(1, 99)}")
 
 
 def path_alias(owner: int) -> str | None:
+    """The owner's URL alias; only three owners in ten have one, as on Flickr."""
     return owner_name(owner).lower().replace(" ", "_") if owner % 10 < 3 else None
 
 
@@ -156,7 +159,7 @@ def sizes(universe: Universe, row: int, wanted: set[str] | None = None) -> list[
 class PhotoText:
     """Deterministic title, description, tags and machine tags of a photo."""
 
-    def __init__(self, universe: Universe, row: int):
+    def __init__(self, universe: Universe, row: int) -> None:
         cols = universe.cols
         photo_id = int(cols.ids[row])
         rng = random.Random(photo_id * 1_000_003 + universe.seed)
@@ -189,4 +192,5 @@ class PhotoText:
 
 
 def datetaken(ts: int) -> str:
+    """A taken time as Flickr's ``datetaken`` text ("2010-05-01 12:00:00")."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")

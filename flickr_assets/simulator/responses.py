@@ -49,6 +49,8 @@ HTML_5XX = (
 
 @dataclass
 class Element:
+    """One node of a payload: rendered as an XML element, or as a JSON object by Flickr's mapping rule."""
+
     name: str
     attrs: list[tuple[str, object]] = field(default_factory=list)
     children: list["Element"] = field(default_factory=list)
@@ -64,12 +66,14 @@ class Format:
 
     @property
     def content_type(self) -> str:
+        """The Content-Type Flickr sends for this format."""
         if self.kind == "rest":
             return "text/xml; charset=utf-8"
         return "application/json; charset=utf-8" if self.callback is None else "text/javascript; charset=utf-8"
 
 
 def ok(fmt: Format, payload: list[Element]) -> bytes:
+    """A ``stat="ok"`` body carrying ``payload``."""
     if fmt.kind == "rest":
         body = "".join(_xml(e, 1) for e in payload)
         return f'<?xml version="1.0" encoding="utf-8" ?>\n<rsp stat="ok">\n{body}</rsp>\n'.encode()
@@ -81,6 +85,7 @@ def ok(fmt: Format, payload: list[Element]) -> bytes:
 
 
 def fail(fmt: Format, code: int, message: str) -> bytes:
+    """A ``stat="fail"`` body: Flickr's in-band error (sent with HTTP 200)."""
     if fmt.kind == "rest":
         error = f'\t<err code="{code}" msg="{_attr(message)}" />\n'
         return f'<?xml version="1.0" encoding="utf-8" ?>\n<rsp stat="fail">\n{error}</rsp>\n'.encode()
@@ -88,15 +93,18 @@ def fail(fmt: Format, code: int, message: str) -> bytes:
 
 
 def licenses_payload() -> list[Element]:
+    """flickr.photos.licenses.getInfo."""
     items = [Element("license", [("id", lid), ("name", name), ("url", url)]) for lid, name, url in LICENSES]
     return [Element("licenses", children=items)]
 
 
 def echo_payload(args: Mapping[str, str]) -> list[Element]:
+    """flickr.test.echo: the arguments back, the API key left out."""
     return [Element(name, text=value) for name, value in args.items() if name not in ("api_key",)]
 
 
 def photos_payload(universe: Universe, result: SearchResult, extras: set[str], base_url: str) -> list[Element]:
+    """flickr.photos.search: the ``photos`` envelope and one ``photo`` per row of the page."""
     photos = [photo_element(universe, int(row), extras, base_url) for row in result.rows]
     envelope = [("page", result.page), ("pages", result.pages), ("perpage", result.per_page), ("total", result.total)]
     return [Element("photos", envelope, photos)]

@@ -3,7 +3,7 @@
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -30,7 +30,7 @@ SORTS = (
 class ApiError(Exception):
     """A Flickr in-band error (HTTP 200, stat=fail)."""
 
-    def __init__(self, code: int, message: str):
+    def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -62,6 +62,8 @@ class Criteria:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """One page of a search: the envelope Flickr reports and the rows of the photos on the page."""
+
     page: int
     pages: int
     per_page: int
@@ -104,7 +106,7 @@ def search(universe: Universe, args: Mapping[str, str], now: int, rng: np.random
     if not criteria.limited:
         if criteria.has_geo is None and criteria.bbox is None:
             raise ApiError(3, "Parameterless searches have been disabled. Please use flickr.photos.getRecent instead.")
-        criteria = _replace_min_upload(criteria, now - 12 * 3_600)  # geo without a limiting agent: last 12 hours
+        criteria = replace(criteria, min_upload=now - 12 * 3_600)  # geo without a limiting agent: last 12 hours
     media = args.get("media", "all").strip().lower()
     content_type = args.get("content_type", "").strip()
     rows = match(universe, criteria)
@@ -207,7 +209,7 @@ def _positive_words(text: str) -> list[str]:
 
 def _text_rows(universe: Universe, text: str) -> np.ndarray | None:
     words = text.split()
-    positive = " ".join(w for w in words if not w.startswith("-"))
+    positive = " ".join(_positive_words(text))
     rows = None
     if positive:
         rows = universe.keyword_rows(positive)
@@ -274,12 +276,6 @@ def _int(value: str | None, default: int) -> int:
         return int(str(value).strip())
     except (TypeError, ValueError):
         return default
-
-
-def _replace_min_upload(criteria: Criteria, ts: int) -> Criteria:
-    from dataclasses import replace
-
-    return replace(criteria, min_upload=ts)
 
 
 def _ordered_page(

@@ -42,7 +42,7 @@ class Simulator:
         api_keys: dict[str, str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
-    ):
+    ) -> None:
         self.seed = seed
         self.spec = spec or UniverseSpec()
         self.universe: Universe = universe_for(seed, self.spec)
@@ -61,6 +61,7 @@ class Simulator:
 
     @property
     def faults(self) -> Faults:
+        """The fault probabilities in force (setting new ones restarts the fault generator from their seed)."""
         return self._picker.faults
 
     @faults.setter
@@ -69,6 +70,7 @@ class Simulator:
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> "Simulator":
+        """Start serving on a background thread (a no-op when already running); returns ``self``."""
         if self._server is not None:
             return self
         httpd = _Server((self._host, self._port), _Handler)
@@ -79,6 +81,7 @@ class Simulator:
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket (a no-op when not running)."""
         if self._server is None:
             return
         self._server.shutdown()
@@ -95,6 +98,7 @@ class Simulator:
 
     @property
     def base_url(self) -> str:
+        """``http://<host>:<port>``: the static host's root (the port is known once started)."""
         if self._server is None:
             raise RuntimeError("Simulator is not running: call start() or use it as a context manager")
         host, port = self._server.server_address[:2]
@@ -102,6 +106,7 @@ class Simulator:
 
     @property
     def rest_url(self) -> str:
+        """The REST endpoint, as ``FLICKR_API_URL`` takes it."""
         return self.base_url + REST_PATH
 
     # -- changing the world ------------------------------------------------------------------------------------

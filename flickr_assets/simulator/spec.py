@@ -60,7 +60,7 @@ SIZES: tuple[tuple[str, str, int, bool], ...] = (
 )
 SUFFIX_TO_SIZE = {suffix: (name, edge, square) for name, suffix, edge, square in SIZES}
 LARGE_EDGE = 1024
-MIN_SIDE = 500  # the downloader's rule: a side under this after orientation, frame removal and resize
+MIN_SIDE = 500  # the downloader's rule: a side under this after orientation, frame removal and resize is too small
 
 
 @dataclass(frozen=True)

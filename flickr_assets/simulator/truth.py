@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class DownloadTruth:
 class GroundTruth:
     """Answers about the simulator's current universe (uploads and deletions included)."""
 
-    def __init__(self, universe: Callable[[], Universe]):
+    def __init__(self, universe: Callable[[], Universe]) -> None:
         self._universe = universe
 
     def search_ids(
@@ -68,7 +69,7 @@ class GroundTruth:
         )
         return {int(i) for i in universe.cols.ids[match(universe, criteria)]}
 
-    def fewest_window_calls(self, per_page: int = 500, **criteria) -> int:
+    def fewest_window_calls(self, per_page: int = 500, **criteria: Any) -> int:
         """The fewest calls any complete walk over upload-time windows needs for a query (``search_ids``'s
         arguments): photos sharing an upload second come back in any order, so a page can only complete
         whole seconds, and the best a walk can do is pack consecutive seconds greedily into pages (a second

@@ -9,6 +9,7 @@ duplicates); the column arrays are in ``columns.py``, per-photo attributes in ``
 bad-input photos in ``zoo.py``.
 """
 
+import hashlib
 import threading
 import time
 from dataclasses import fields, replace
@@ -26,7 +27,7 @@ FIRST_ID = 2_000_000_000
 class Universe:
     """The photos of one simulator. Built once per (seed, spec) and forked per simulator for uploads/deletes."""
 
-    def __init__(self, seed: int, spec: UniverseSpec, columns: Columns, duplicates: list[Duplicate], now: int):
+    def __init__(self, seed: int, spec: UniverseSpec, columns: Columns, duplicates: list[Duplicate], now: int) -> None:
         self.seed = seed
         self.spec = spec
         self.now = now
@@ -109,8 +110,6 @@ _CACHE_LOCK = threading.Lock()
 
 
 def _blake(text: str) -> bytes:
-    import hashlib
-
     return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
 
