@@ -41,7 +41,7 @@ def upload_times(rng: np.random.Generator, n: int, start: int, end: int, ties: t
 
 
 def photo_attributes(
-    rng: np.random.Generator, n: int, upload: np.ndarray, kw1: np.ndarray, names: list[str], now: int
+    rng: np.random.Generator, n: int, upload: np.ndarray, kw1: np.ndarray, names: list[str]
 ) -> Columns:
     """Every per-photo attribute except IDs, second keyword, duplicates and zoo kinds."""
     # Taken: usually days before upload, sometimes years; granularity 0 (most), 4 month, 6 year, 8 circa.

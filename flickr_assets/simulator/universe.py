@@ -170,7 +170,7 @@ def build_universe(seed: int, spec: UniverseSpec, now: int) -> Universe:
     n = len(upload)
     upload = upload[order]
     kw1 = np.concatenate(blocks_kw1)[order]
-    cols = photo_attributes(rng, n, upload, kw1, names, now)
+    cols = photo_attributes(rng, n, upload, kw1, names)
     cols = replace(
         cols,
         ids=FIRST_ID + np.arange(n, dtype=np.int64) * _ID_STEP + rng.integers(0, _ID_STEP, n),
@@ -212,7 +212,7 @@ def _new_photos(universe: Universe, keyword: str, count: int, when: int, first_i
         raise ValueError(f"upload: count must be positive, got {count}")
     rng = np.random.default_rng([universe.seed, first_id])
     upload = np.full(count, when, dtype=np.int64)
-    cols = photo_attributes(rng, count, upload, np.full(count, k, dtype=np.int8), universe.keyword_names, universe.now)
+    cols = photo_attributes(rng, count, upload, np.full(count, k, dtype=np.int8), universe.keyword_names)
     ids = first_id + np.arange(count, dtype=np.int64)
     cols = replace(cols, ids=ids, content=(ids % 2**31).astype(np.int32), deleted=np.zeros(count, dtype=bool))
     avoid_borderline_sizes(cols)
