@@ -73,9 +73,9 @@ class Fetcher:
         self._pool.clear()
 
     def get(self, url: str) -> Answer:
-        """One attempt at ``url``: redirects followed by hand, the answer classified."""
-        requests_made = 0
-        received = 0
+        """One attempt at ``url``: redirects followed by hand, the answer classified, with the requests made
+        and bytes received on the way."""
+        requests_made = received = 0
         for _ in range(MAX_REDIRECTS + 1):
             requests_made += 1
             with self._limiter.slot(url):
@@ -83,26 +83,31 @@ class Fetcher:
                     response = self._pool.request("GET", url, redirect=False, retries=False)
                     body = response.data
                 except urllib3.exceptions.TimeoutError:
-                    return Answer("retry", url, "timeout", requests=requests_made, bytes_received=received)
+                    answer = Answer("retry", url, "timeout")
+                    break
                 except urllib3.exceptions.HTTPError as error:
-                    return Answer("retry", url, _network_reason(error), requests=requests_made, bytes_received=received)
+                    answer = Answer("retry", url, _network_reason(error))
+                    break
             received += len(body)
             status = response.status
             if 300 <= status < 400:
                 location = response.headers.get("Location")
                 if not location:
-                    return Answer("refused", url, f"HTTP {status} redirect without Location", status=status)
+                    answer = Answer("refused", url, f"HTTP {status} redirect without Location", status=status)
+                    break
                 target = urllib.parse.urljoin(url, location)
                 if is_placeholder_url(target):
                     reason = f"redirected to the photo_unavailable placeholder (HTTP {status})"
-                    return Answer("unavailable", target, reason, status=status, requests=requests_made)
+                    answer = Answer("unavailable", target, reason, status=status)
+                    break
                 url = target
                 continue
             answer = self._classify(url, status, response, body)
-            answer.requests = requests_made
-            answer.bytes_received = received
-            return answer
-        return Answer("refused", url, f"more than {MAX_REDIRECTS} redirects", requests=requests_made)
+            break
+        else:
+            answer = Answer("refused", url, f"more than {MAX_REDIRECTS} redirects")
+        answer.requests, answer.bytes_received = requests_made, received
+        return answer
 
     def _classify(self, url: str, status: int, response: urllib3.BaseHTTPResponse, body: bytes) -> Answer:
         if is_missing_status(status):

@@ -1,4 +1,4 @@
-"""Fetcher connection handling that the simulator cannot play: a server closing kept connections."""
+"""Fetcher behaviour the simulator cannot play: a server closing kept connections, redirect loops."""
 
 import http.server
 import threading
@@ -60,3 +60,45 @@ def test_a_kept_connection_closed_by_the_server_costs_no_attempt(closing_server)
         fetcher.close()
     assert [(a.kind, a.body, a.requests) for a in answers] == [("body", BODY, 1)] * 3
     assert _ClosingHandler.connections == 3  # each request on a fresh connection, none failed on a dead one
+
+
+class _RedirectHandler(http.server.BaseHTTPRequestHandler):
+    """``/loop/N`` redirects to ``/loop/N+1`` forever (a body with each); ``/nowhere`` redirects with no Location."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = b"moved"
+        self.send_response(302)
+        if self.path.startswith("/loop/"):
+            self.send_header("Location", f"/loop/{int(self.path.rsplit('/', 1)[1]) + 1}")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def redirect_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RedirectHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_bad_redirects_are_refused_with_every_request_and_byte_counted(redirect_server):
+    fetcher = Fetcher(HostLimiter(4, 2, 0.0), timeout=5, user_agent="test", retry_after_max=10)
+    try:
+        loop = fetcher.get(f"{redirect_server}/loop/0")
+        nowhere = fetcher.get(f"{redirect_server}/nowhere")
+    finally:
+        fetcher.close()
+    assert (loop.kind, loop.reason) == ("refused", "more than 5 redirects")
+    assert (loop.requests, loop.bytes_received) == (6, 6 * len(b"moved"))
+    assert (nowhere.kind, nowhere.reason) == ("refused", "HTTP 302 redirect without Location")
+    assert (nowhere.requests, nowhere.bytes_received) == (1, len(b"moved"))
