@@ -4,11 +4,14 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import TypeVar
 
 REST_KINDS = ("drop", "rest_429", "rest_5xx", "api_error", "bad_body", "garbled")
 STATIC_KINDS = ("drop", "static_429", "static_5xx", "html", "truncate", "corrupt")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class FaultPicker:
                 return slow, kind
         return slow, None
 
-    def choice(self, options: list) -> object:
+    def choice(self, options: Sequence[T]) -> T:
         """One of ``options``, from the same seeded generator (the variant of a fault: which 5xx, which body)."""
         with self._lock:
             return self._rng.choice(options)

@@ -59,10 +59,7 @@ def answer(sim: "Simulator", query: str, body: bytes, headers: Message) -> Reply
     if not sim.budget.admit(key):
         sim.stats.budget_rejection()
         return Reply(429, HTML_429, retry_after=3600)
-    slow, fault = sim._picker.pick(REST_KINDS)
-    if slow:
-        sim.stats.fault("slow")
-        time.sleep(sim.faults.slow_seconds)
+    fault = sim.draw_fault(REST_KINDS)
     if fault is not None:
         sim.stats.fault(fault)
         return _fault(sim, fault, fmt)
@@ -92,9 +89,9 @@ def _fault(sim: "Simulator", fault: str, fmt: Format) -> Reply:
     if fault == "rest_429":
         return Reply(429, HTML_429, retry_after=sim.faults.retry_after)
     if fault == "rest_5xx":
-        return Reply(sim._picker.choice([500, 502, 503]), HTML_5XX)  # type: ignore[arg-type]
+        return Reply(sim.fault_choice([500, 502, 503]), HTML_5XX)
     if fault == "api_error":
-        code, message = sim._picker.choice(  # type: ignore[misc]
+        code, message = sim.fault_choice(
             [
                 (105, "Service currently unavailable"),
                 (201, "Sorry, the Flickr API service is not currently available."),
@@ -102,12 +99,12 @@ def _fault(sim: "Simulator", fault: str, fmt: Format) -> Reply:
         )
         return _api(fmt, responses.fail(fmt, code, message))
     if fault == "bad_body":
-        if sim._picker.choice([True, False]):
+        if sim.fault_choice([True, False]):
             return Reply(200, b"<!DOCTYPE html><html><body>Flickr is having a massage.</body></html>", HTML)
         other = Format("json", None) if fmt.kind == "rest" else Format("rest")  # the other format than asked for
         return _api(other, responses.fail(other, 201, "Sorry, the Flickr API service is not currently available."))
     if fault == "garbled":
-        return _api(fmt, sim._picker.choice(GARBLED_JSON if fmt.kind == "json" else GARBLED_XML))  # type: ignore[arg-type]
+        return _api(fmt, sim.fault_choice(GARBLED_JSON if fmt.kind == "json" else GARBLED_XML))
     raise ValueError(f"unknown REST fault kind {fault!r}; expected one of {REST_KINDS}")
 
 

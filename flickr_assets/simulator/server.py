@@ -7,6 +7,7 @@ request and writes its :class:`~.reply.Reply`; the answers themselves come from 
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from . import rest, static
-from .faults import Budget, BudgetTracker, FaultPicker, Faults
+from .faults import Budget, BudgetTracker, FaultPicker, Faults, T
 from .images import ImageStore, placeholder_png
 from .reply import NOT_FOUND, Reply
 from .rest import REST_PATH
@@ -117,6 +118,19 @@ class Simulator:
     def delete(self, photo_id: int) -> None:
         """Make a photo unavailable: its images answer the placeholder redirect from now on."""
         self.universe.delete(int(photo_id))
+
+    def draw_fault(self, kinds: tuple[str, ...]) -> str | None:
+        """The fault of one request that may suffer ``kinds`` (None: answer normally), after the delay of a
+        slow answer when one is drawn too."""
+        slow, fault = self._picker.pick(kinds)
+        if slow:
+            self.stats.fault("slow")
+            time.sleep(self.faults.slow_seconds)
+        return fault
+
+    def fault_choice(self, options: Sequence[T]) -> T:
+        """One of ``options`` (which 5xx, which garbled body, ...), from the faults' seeded generator."""
+        return self._picker.choice(options)
 
     def random(self) -> np.random.Generator:
         """A fresh per-call generator (results shift between identical calls, like Flickr's)."""

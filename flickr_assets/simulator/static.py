@@ -2,7 +2,6 @@
 
 import random
 import re
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -35,10 +34,7 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
     row = universe.row_of(photo_id)
     if row is None:
         return NOT_FOUND
-    slow, fault = sim._picker.pick(STATIC_KINDS)
-    if slow:
-        sim.stats.fault("slow")
-        time.sleep(sim.faults.slow_seconds)
+    fault = sim.draw_fault(STATIC_KINDS)
     if fault == "drop":
         sim.stats.fault(fault)
         return DROP
@@ -63,7 +59,7 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         if fault == "static_429":
             return Reply(429, HTML_429, retry_after=sim.faults.retry_after)
         if fault == "static_5xx":
-            return Reply(sim._picker.choice([500, 502, 503, 504]), HTML_5XX)  # type: ignore[arg-type]
+            return Reply(sim.fault_choice([500, 502, 503, 504]), HTML_5XX)
         return Reply(200, b"<!DOCTYPE html><html><head><title>Flickr</title></head><body>Oops</body></html>")
     zoo = ZOO_KINDS[cols.zoo[row]][0] if cols.zoo[row] != NORMAL else ""
     key = RenderKey(
@@ -91,7 +87,7 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         return Reply(200, data, "image/jpeg", truncate_to=len(data) // 2)
     if fault == "corrupt" and len(data) > 1_000:
         sim.stats.fault(fault)
-        data = _garble(data, sim._picker.choice(list(range(1_000_000))))  # type: ignore[arg-type]
+        data = _garble(data, sim.fault_choice(range(1_000_000)))
     return Reply(200, data, "image/jpeg")
 
 
