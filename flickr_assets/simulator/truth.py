@@ -56,16 +56,16 @@ class GroundTruth:
         """Every photo ID matching, uncapped (same semantics as flickr.photos.search; dates inclusive)."""
         universe = self._universe()
         criteria = criteria_from_python(
-            text,
-            tags,
-            tag_mode,
-            has_geo,
-            license,
-            bbox,
-            min_upload_date,
-            max_upload_date,
-            min_taken_date,
-            max_taken_date,
+            text=text,
+            tags=tags,
+            tag_mode=tag_mode,
+            has_geo=has_geo,
+            license=license,
+            bbox=bbox,
+            min_upload_date=min_upload_date,
+            max_upload_date=max_upload_date,
+            min_taken_date=min_taken_date,
+            max_taken_date=max_taken_date,
         )
         return {int(i) for i in universe.cols.ids[match(universe, criteria)]}
 
