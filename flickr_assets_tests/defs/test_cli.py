@@ -1,6 +1,7 @@
 """The CLI as data engineers use it: `dagster asset materialize` and `dg launch`, in subprocesses."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,13 @@ def test_a_keyword_added_to_the_file_is_materialised_by_both_clis(pipeline_env, 
     env = {**pipeline_env, "FLICKR_KEYWORDS_FILE": str(keywords)}
     layout = DataLayout.at(env["FLICKR_DATA_DIR"])
 
-    _run(
+    result = _run(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "flickr_assets.definitions",
          "--select", "photo_records,photo_images", "--partition", "café crème"],
         env,
     )  # fmt: skip
+    # The core's own log lines (here the download's plan) reach the run's event log (dagster.yaml python_logs).
+    assert re.search(r"- photo_images - café crème: \d+ records, \d+ to handle", result.stdout + result.stderr)
     records = pq.read_table(layout.records_file("café crème"), columns=["photo_id"])["photo_id"].to_pylist()
     assert sorted(records) == sorted(sim.truth.search_ids(text="café crème"))
     manifest = pq.read_table(layout.manifest_file("café crème"), columns=["photo_id", "status", "path"]).to_pylist()
