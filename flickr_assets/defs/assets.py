@@ -11,7 +11,7 @@ from datetime import timedelta
 import dagster as dg
 
 from flickr_assets.catalog import build_catalog
-from flickr_assets.defs.metadata import catalog_metadata, download_metadata, harvest_metadata
+from flickr_assets.defs.metadata import catalog_metadata, column_schema, download_metadata, harvest_metadata
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import QueryDefaults, query_for
 from flickr_assets.defs.resources import FlickrResource, StorageResource
@@ -19,6 +19,7 @@ from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import harvest_keyword
 from flickr_assets.storage.layout import DataFolderError
+from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS
 
 
 class RecordsConfig(dg.Config):
@@ -62,6 +63,7 @@ class _Progress:
     group_name="flickr",
     kinds={"parquet"},
     retry_policy=dg.RetryPolicy(max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    metadata={"dagster/column_schema": column_schema(RECORDS)},
     description="Every photo Flickr holds for the keyword, one row per photo ID "
     "(`records/keyword=KEYWORD/photos.parquet`).",
 )
@@ -102,6 +104,7 @@ def photo_records(
     group_name="flickr",
     kinds={"parquet", "jpeg"},
     retry_policy=dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+    metadata={"dagster/column_schema": column_schema(MANIFEST)},  # the manifest; the images are files
     description="The keyword's images in shard folders of at most 1,000 files, with a manifest of every outcome.",
 )
 def photo_images(
@@ -134,6 +137,7 @@ def photo_images(
     group_name="flickr",
     kinds={"parquet"},
     retry_policy=dg.RetryPolicy(max_retries=1, delay=10),
+    metadata={"dagster/column_schema": column_schema(CATALOG)},
     description="One row per unique photo over all keywords, with its keywords, image and duplicate groups.",
 )
 def photo_catalog(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:

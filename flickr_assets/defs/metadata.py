@@ -19,10 +19,26 @@ RECORD_PREVIEW_COLUMNS = ["photo_id", "title", "owner_name", "date_upload", "lic
 MAX_EMBEDDED_IMAGE_BYTES = 60_000
 
 
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """``schema``'s columns as Dagster's ``dagster/column_schema`` (the asset's Columns tab in the UI).
+    Every table here holds one row per photo ID (per keyword for records and manifests)."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                field.name,
+                str(field.type),
+                constraints=dg.TableColumnConstraints(nullable=field.nullable, unique=field.name == "photo_id"),
+            )
+            for field in schema
+        ]
+    )
+
+
 def harvest_metadata(layout: DataLayout, keyword: str, result: HarvestResult) -> dict[str, Any]:
     """Rows, new rows, API calls and their efficiency, coverage, date range and a preview of the records."""
     path = layout.records_file(keyword)
     return {
+        "dagster/partition_row_count": dg.MetadataValue.int(result.rows),
         "rows": dg.MetadataValue.int(result.rows),
         "new_rows": dg.MetadataValue.int(result.new_rows),
         "api_calls": dg.MetadataValue.int(result.calls),
@@ -45,6 +61,7 @@ def harvest_metadata(layout: DataLayout, keyword: str, result: HarvestResult) ->
 def download_metadata(layout: DataLayout, keyword: str, result: DownloadResult) -> dict[str, Any]:
     """Counts per status, bytes, speed and a contact sheet of stored images."""
     metadata: dict[str, Any] = {
+        "dagster/partition_row_count": dg.MetadataValue.int(sum(result.counts.values())),  # manifest rows
         "records": dg.MetadataValue.int(result.records),
         "handled_this_run": dg.MetadataValue.int(result.done),
         "images_per_second": dg.MetadataValue.float(round(result.images_per_s, 2)),
@@ -69,6 +86,7 @@ def download_metadata(layout: DataLayout, keyword: str, result: DownloadResult) 
 def catalog_metadata(layout: DataLayout, result: CatalogResult) -> dict[str, Any]:
     """Unique photos, overlap between keywords, duplicate groups, and a preview."""
     return {
+        "dagster/row_count": dg.MetadataValue.int(result.rows),
         "rows": dg.MetadataValue.int(result.rows),
         "records_read": dg.MetadataValue.int(result.records_read),
         "photos_in_several_keywords": dg.MetadataValue.int(result.multi_keyword_photos),

@@ -10,6 +10,7 @@ from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import query_defaults_from_env
 from flickr_assets.defs.resources import resources_from_env
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS
 
 ASSETS = [photo_records, photo_images, photo_catalog, *CHECKS]
 
@@ -42,6 +43,11 @@ def test_definitions_load_with_sample_keywords():
         "photo_catalog",
     }
     assert defs.resolve_job_def("keyword_job").executor_def.name == "in_process"
+    # Each asset's table columns show in the UI's Columns tab before any materialisation.
+    for key, schema in (("photo_records", RECORDS), ("photo_images", MANIFEST), ("photo_catalog", CATALOG)):
+        columns = graph.get(dg.AssetKey(key)).metadata["dagster/column_schema"].columns
+        assert [(c.name, c.type) for c in columns] == [(f.name, str(f.type)) for f in schema]
+        assert [c.name for c in columns if c.constraints.unique] == ["photo_id"]
 
 
 @pytest.mark.slow
@@ -55,11 +61,11 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
         assert sorted(ids) == sorted(truth)
 
         records_md = result.asset_materializations_for_node("photo_records")[0].metadata
-        assert records_md["rows"].value == len(truth)
+        assert records_md["rows"].value == records_md["dagster/partition_row_count"].value == len(truth)
         assert records_md["api_calls"].value >= 1
         assert "photo_id" in records_md["preview"].value
         images_md = result.asset_materializations_for_node("photo_images")[0].metadata
-        assert images_md["records"].value == len(truth)
+        assert images_md["records"].value == images_md["dagster/partition_row_count"].value == len(truth)
         assert all(evaluation.passed for evaluation in result.get_asset_check_evaluations())
 
         manifest = pq.read_table(layout.manifest_file(keyword), columns=["photo_id", "status"]).to_pylist()
@@ -70,7 +76,8 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
     result = _materialize(dg.AssetSelection.assets(photo_catalog))
     assert result.success
     catalog_md = result.asset_materializations_for_node("photo_catalog")[0].metadata
-    assert catalog_md["rows"].value == pq.read_metadata(layout.catalog_file).num_rows
+    catalog_rows = pq.read_metadata(layout.catalog_file).num_rows
+    assert catalog_md["rows"].value == catalog_md["dagster/row_count"].value == catalog_rows
     assert {"records", "images", "duplicates", "write"} <= set(catalog_md["stage_seconds"].value)
     assert "band combinations" in catalog_md["near_duplicate_search"].value
     catalog = pq.read_table(layout.catalog_file, columns=["photo_id", "keywords"]).to_pylist()
