@@ -79,7 +79,7 @@ def photo_records(
         layout = storage.writable_layout()
         query = query_for(keyword, query_defaults)
         client = flickr.client(layout)
-    except ValueError as error:  # MissingSetting, KeywordError and bad options are all ValueErrors
+    except ValueError as error:  # SettingError, KeywordError and bad options are all ValueErrors
         raise _permanent(error) from None
     context.log.info(f"harvesting {keyword!r}: {query.api_arguments()}")
     try:

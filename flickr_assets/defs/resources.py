@@ -16,8 +16,8 @@ from flickr_assets.flickr.ratelimit import ApiBudget
 from flickr_assets.storage.layout import DataFolderError, DataLayout
 
 
-class MissingSetting(ValueError):
-    """A required environment setting is absent."""
+class SettingError(ValueError):
+    """An environment setting is absent or unusable (the message names it and says what to do)."""
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -56,11 +56,11 @@ class FlickrResource(dg.ConfigurableResource):
     def client(self, layout: DataLayout) -> FlickrClient:
         """A client whose calls draw on the API budget stored under ``layout``."""
         if not self.api_key:
-            raise MissingSetting(
+            raise SettingError(
                 f"FLICKR_API_KEY is not set: {KEY_HELP} (or run `make demo` to use the bundled simulator)"
             )
         if self.calls_per_hour <= 0:
-            raise MissingSetting(f"FLICKR_API_CALLS_PER_HOUR must be a positive number, not {self.calls_per_hour}")
+            raise SettingError(f"FLICKR_API_CALLS_PER_HOUR must be a positive number, not {self.calls_per_hour}")
         budget = ApiBudget(layout.state_dir, calls_per_hour=self.calls_per_hour)
         return FlickrClient(
             self.api_key,
@@ -84,7 +84,7 @@ def _int_setting(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise MissingSetting(f"{name} must be a whole number, not {raw!r}") from None
+        raise SettingError(f"{name} must be a whole number, not {raw!r}") from None
 
 
 def resources_from_env() -> dict[str, dg.ConfigurableResource]:
