@@ -41,12 +41,18 @@ def _header_segments(data: bytes) -> tuple[list[tuple[int, int, int]], int]:
         marker = data[pos + 1]
         if marker == _SOS:
             return segments, pos
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        end = pos + 2 + length
-        if length < 2 or end > n:
-            raise InvalidImage(f"corrupt JPEG: segment 0x{marker:02X} at byte {pos} has a bad length {length}")
+        end = _segment_end(data, pos)
         segments.append((marker, pos, end))
         pos = end
+
+
+def _segment_end(data: bytes, pos: int) -> int:
+    """Where the marker segment at ``pos`` ends, by its length field; InvalidImage if that runs past the data."""
+    length = (data[pos + 2] << 8) | data[pos + 3]
+    end = pos + 2 + length
+    if length < 2 or end > len(data):
+        raise InvalidImage(f"corrupt JPEG: segment 0xFF{data[pos + 1]:02X} at byte {pos} has a bad length {length}")
+    return end
 
 
 def check_structure(data: bytes) -> None:
@@ -72,11 +78,7 @@ def check_structure(data: bytes) -> None:
             raise InvalidImage(f"truncated JPEG: body ends at byte {n} inside a marker segment")
         if marker not in _AFTER_SCAN:
             raise InvalidImage(f"corrupt JPEG: unexpected marker 0xFF{marker:02X} at byte {pos}")
-        length = (data[pos + 2] << 8) | data[pos + 3]
-        end = pos + 2 + length
-        if length < 2 or end > n:
-            raise InvalidImage(f"corrupt JPEG: segment 0xFF{marker:02X} at byte {pos} has a bad length {length}")
-        pos = end
+        pos = _segment_end(data, pos)
         if marker == _SOS:
             i = int(np.searchsorted(ends, pos))
             if i == len(ends):
