@@ -5,7 +5,9 @@ and a pause of a host after it answers 429 with ``Retry-After``, for every fetch
 worker processes (each worker fetches its own images): the caps are then process-shared semaphores and the
 spacing / pause times live in shared memory (``time.monotonic`` is one system-wide clock on Linux). Shared
 limits are made before the workers start, so hosts map onto a fixed number of buckets; two hosts sharing a
-bucket share its cap, which is only ever stricter.
+bucket share its cap, which is only ever stricter. A worker killed while holding slots (SIGKILL, the OOM
+killer) would keep them forever and could stall every other worker: each worker's slots are counted in
+shared memory, and the download process gives back those of a dead worker (:meth:`SharedLimits.release_held`).
 """
 
 import contextlib
@@ -24,19 +26,40 @@ from flickr_assets.download.classify import is_original_url
 SHARED_BUCKETS = 8
 
 
+class _Held:
+    """Slots this process holds, per gate, mirrored into shared memory (``counts[at]``) for the download
+    process to give back if this process dies holding them."""
+
+    def __init__(self, counts: Any, at: int) -> None:
+        self._counts = counts
+        self._at = at
+        self._mine = 0
+        self._lock = threading.Lock()  # fetch threads of one process update one count
+
+    def add(self, step: int) -> None:
+        with self._lock:
+            self._mine += step
+            self._counts[self._at] = self._mine  # one store: the shared count is never half-updated
+
+
 class _Gate:
     """Concurrency cap, minimum spacing and pause for one (host, class) pair. ``state[offset]`` is the
     earliest next start (spacing), ``state[offset + 1]`` the end of a pause."""
 
-    def __init__(self, slots: Any, lock: Any, state: Any, offset: int, interval: float) -> None:
+    def __init__(
+        self, slots: Any, lock: Any, state: Any, offset: int, interval: float, held: _Held | None = None
+    ) -> None:
         self._slots = slots
         self._lock = lock
         self._state = state
         self._offset = offset
         self._interval = interval
+        self._held = held
 
     def acquire(self) -> None:
         self._slots.acquire()
+        if self._held is not None:
+            self._held.add(1)
         state, offset = self._state, self._offset
         try:
             while True:
@@ -48,10 +71,13 @@ class _Gate:
                         return
                 time.sleep(start - now)
         except BaseException:
-            self._slots.release()
+            self.release()
             raise
 
     def release(self) -> None:
+        # Counted down first: a death between the two steps loses one slot, never gives one back twice.
+        if self._held is not None:
+            self._held.add(-1)
         self._slots.release()
 
     def pause(self, seconds: float) -> None:
@@ -68,14 +94,21 @@ class SharedLimits:
     per_host_original: int
     original_interval: float
     slots: list[Any]  # semaphores: SHARED_BUCKETS for Large, then SHARED_BUCKETS for Originals
-    lock: Any
+    lock: Any  # guards ``state``; held for a few instructions only, never across a wait
     state: Any  # RawArray of doubles, two per semaphore
+    held: Any  # RawArray of ints: slots held by worker w on semaphore g at w * len(slots) + g
 
     @classmethod
     def create(
-        cls, context: multiprocessing.context.BaseContext, per_host: int, per_host_original: int, interval: float
+        cls,
+        context: multiprocessing.context.BaseContext,
+        per_host: int,
+        per_host_original: int,
+        interval: float,
+        workers: int = 1,
     ) -> "SharedLimits":
-        """Fresh limits (nothing in flight, no pause) made with ``context``'s primitives."""
+        """Fresh limits (nothing in flight, no pause) for ``workers`` numbered processes, made with
+        ``context``'s primitives."""
         limits = [per_host] * SHARED_BUCKETS + [per_host_original] * SHARED_BUCKETS
         return cls(
             per_host,
@@ -84,7 +117,27 @@ class SharedLimits:
             [context.BoundedSemaphore(limit) for limit in limits],
             context.Lock(),
             context.RawArray("d", 2 * len(limits)),
+            context.RawArray("i", workers * len(limits)),
         )
+
+    def release_held(self, worker: int) -> int:
+        """Give back the slots that ``worker`` (dead) still held, and the state lock if it died holding it;
+        returns the number of slots given back. Call only once the process is gone."""
+        given = 0
+        for index, slots in enumerate(self.slots):
+            at = worker * len(self.slots) + index
+            for _ in range(self.held[at]):
+                with contextlib.suppress(ValueError):  # never more than the cap
+                    slots.release()
+                    given += 1
+            self.held[at] = 0
+        # Live holders keep the lock for microseconds: still taken after a second, it was the dead worker's.
+        if self.lock.acquire(timeout=1.0):
+            self.lock.release()
+        else:
+            with contextlib.suppress(ValueError):
+                self.lock.release()
+        return given
 
 
 class HostLimiter:
@@ -97,12 +150,16 @@ class HostLimiter:
         self._gates: dict[tuple[str, bool], _Gate] = {}
         self._lock = threading.Lock()
         self._shared: SharedLimits | None = None
+        self._worker = 0
+        self._held: dict[int, _Held] = {}  # per shared semaphore: two hosts in one bucket count together
 
     @classmethod
-    def shared(cls, limits: SharedLimits) -> "HostLimiter":
-        """A limiter whose caps, spacing and pauses hold across every process given the same ``limits``."""
+    def shared(cls, limits: SharedLimits, worker: int = 0) -> "HostLimiter":
+        """A limiter whose caps, spacing and pauses hold across every process given the same ``limits``;
+        ``worker`` numbers this process among them (where its held slots are counted)."""
         limiter = cls(limits.per_host, limits.per_host_original, limits.original_interval)
         limiter._shared = limits
+        limiter._worker = worker
         return limiter
 
     def _gate(self, url: str) -> _Gate:
@@ -117,7 +174,10 @@ class HostLimiter:
                     gate = _Gate(threading.BoundedSemaphore(limit), threading.Lock(), [0.0, 0.0], 0, interval)
                 else:
                     index = zlib.crc32(key[0].encode()) % SHARED_BUCKETS + (SHARED_BUCKETS if key[1] else 0)
-                    gate = _Gate(shared.slots[index], shared.lock, shared.state, 2 * index, interval)
+                    held = self._held.get(index)
+                    if held is None:
+                        held = self._held[index] = _Held(shared.held, self._worker * len(shared.slots) + index)
+                    gate = _Gate(shared.slots[index], shared.lock, shared.state, 2 * index, interval, held)
                 self._gates[key] = gate
             return gate
 

@@ -112,13 +112,16 @@ def worker_main(
     options: DownloadOptions,
     limits: SharedLimits,
     stopping: Any,
+    number: int = 0,
 ) -> None:
-    """A worker process: ``threads`` fetch threads serving the jobs that arrive on ``jobs``."""
+    """A worker process (``number`` among the pool's): ``threads`` fetch threads serving the jobs that arrive
+    on ``jobs``."""
     parents = (parent, os.getppid())
     watch = (*parents, results.fileno())
     threading.Thread(target=_watch_parent, args=watch, daemon=True, name="parent-watch").start()
     imaging = ImagingOptions(max_side=options.max_side, min_side=options.min_side, quality=options.quality)
-    fetcher = Fetcher(HostLimiter.shared(limits), options.timeout, options.user_agent, options.retry_after_max, threads)
+    limiter = HostLimiter.shared(limits, number)
+    fetcher = Fetcher(limiter, options.timeout, options.user_agent, options.retry_after_max, threads)
     processor = ThreadPoolExecutor(1, thread_name_prefix="process")
     env = WorkerEnv(options, imaging, fetcher, stopping, processor)
     locks = (threading.Lock(), threading.Lock())
@@ -150,6 +153,7 @@ class _Worker:
     jobs: Connection  # our sending end
     results: Connection  # our receiving end
     in_flight: dict[int, Job] = field(default_factory=dict)
+    undelivered: set[int] = field(default_factory=set)  # in_flight photos whose job never reached the worker
     readable: Any = None  # a select.poll of ``results`` alone: is another row waiting?
 
     def __post_init__(self) -> None:
@@ -157,6 +161,16 @@ class _Worker:
         # download process more CPU than reading the rows.
         self.readable = select.poll()
         self.readable.register(self.results.fileno(), select.POLLIN)
+
+
+def _deliver(worker: _Worker, job: Job) -> None:
+    """Send ``job`` to ``worker``. A worker that has died since the last look breaks the pipe: the job then
+    waits, in flight, until :meth:`WorkerPool.collect` sees the death and hands it to the replacement."""
+    worker.in_flight[job.photo_id] = job
+    try:
+        worker.jobs.send(job)
+    except OSError:  # BrokenPipeError: the worker is gone (its sentinel is ready; collect replaces it)
+        worker.undelivered.add(job.photo_id)
 
 
 class WorkerPool:
@@ -172,19 +186,19 @@ class WorkerPool:
         self.window = self.threads
         self._context = _context()
         self._limits = SharedLimits.create(
-            self._context, options.per_host, options.per_host_original, options.original_interval
+            self._context, options.per_host, options.per_host_original, options.original_interval, self.processes
         )
         self._stopping = self._context.Event()
         self._crashes: dict[int, int] = {}
-        self._workers = [self._start() for _ in range(self.processes)]
+        self._workers = [self._start(number) for number in range(self.processes)]
         self._watch()
 
-    def _start(self) -> _Worker:
+    def _start(self, number: int) -> _Worker:
         jobs_out, jobs_in = self._context.Pipe(duplex=False)
         results_out, results_in = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=worker_main,
-            args=(jobs_out, results_in, os.getpid(), self.threads, self.options, self._limits, self._stopping),
+            args=(jobs_out, results_in, os.getpid(), self.threads, self.options, self._limits, self._stopping, number),
             name="download-worker",
             daemon=True,
         )
@@ -207,9 +221,7 @@ class WorkerPool:
 
     def submit(self, job: Job) -> None:
         """Hand ``job`` to the least busy worker."""
-        worker = min(self._workers, key=lambda w: len(w.in_flight))
-        worker.in_flight[job.photo_id] = job
-        worker.jobs.send(job)
+        _deliver(min(self._workers, key=lambda w: len(w.in_flight)), job)
 
     def stop(self) -> None:
         """Ask every worker to abandon photos not yet finished (their rows come back as None)."""
@@ -259,15 +271,18 @@ class WorkerPool:
         worker.jobs.close()
         worker.results.close()
         index = self._workers.index(worker)
-        self._workers[index] = replacement = self._start()
+        self._limits.release_held(index)  # the request slots it died holding would be lost to every worker
+        self._workers[index] = replacement = self._start(index)
         for job in worker.in_flight.values():
+            if job.photo_id in worker.undelivered:  # it never reached the dead worker: no crash to count
+                _deliver(replacement, job)
+                continue
             crashes = self._crashes[job.photo_id] = self._crashes.get(job.photo_id, 0) + 1
             if crashes >= MAX_CRASHES or self._stopping.is_set():
                 self._crashes.pop(job.photo_id)
                 finished.append(Finished(job.photo_id, crashed_row(job, crashes), 0))
             else:
-                replacement.in_flight[job.photo_id] = job
-                replacement.jobs.send(job)
+                _deliver(replacement, job)
 
     def close(self) -> None:
         """Let the workers finish their photos and exit (their job pipes are closed), then reap them.

@@ -14,6 +14,8 @@ from PIL import Image
 
 from flickr_assets.download import DownloadOptions, download_keyword
 from flickr_assets.download.classify import is_placeholder_body
+from flickr_assets.download.photo import Job
+from flickr_assets.download.workers import WorkerPool
 from flickr_assets.simulator import TEST_PATTERN, Faults
 from flickr_assets.simulator.images import placeholder_png
 from flickr_assets.storage.layout import DataLayout
@@ -179,6 +181,36 @@ def _worker_pids() -> list[int]:
             for grandchild in Path(f"/proc/{pid}/task").glob("*/children"):
                 found += [int(p) for p in grandchild.read_text().split()]
     return found
+
+
+def test_jobs_sent_to_a_worker_that_just_died_reach_its_replacement(sim, harvested, tmp_path):
+    """The race of a worker dying between two looks of the download process: its job pipe is broken before
+    its death is seen. Those jobs wait for the replacement; no error, no crash counted against them."""
+    records = harvested("stonehenge").to_pylist()[:12]
+    options = DownloadOptions(workers=2, fetchers=2, **FAST)
+    pool = WorkerPool(options)
+    try:
+        victim = pool._workers[0].process
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.join(10)
+        jobs = [
+            Job(row["photo_id"], "large", row["url_l"], str(tmp_path / f"{n}.jpg"), f"{n}.jpg", {"title": "t"})
+            for n, row in enumerate(records)
+            if row["url_l"]
+        ]
+        finished: list = []
+        for job in jobs:
+            while not pool.has_room():
+                finished += pool.collect(timeout=1)
+            pool.submit(job)  # the first ones go to the dead worker (least busy): its pipe is broken
+        while pool.in_flight:
+            finished += pool.collect(timeout=5)
+    finally:
+        pool.close()
+    rows = {item.photo_id: item.row for item in finished}
+    assert sorted(rows) == sorted(job.photo_id for job in jobs)
+    assert all(row is not None and row["status"] in ("ok", "too_small", "unavailable") for row in rows.values())
+    assert not any("crashed" in (row.get("reason") or "") for row in rows.values())
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_its_photos_handed_out_again(sim, harvested, tmp_path):

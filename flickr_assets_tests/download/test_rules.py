@@ -2,6 +2,8 @@
 
 import email.utils
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -153,3 +155,32 @@ def test_shared_limits_hold_across_worker_processes():
     began = time.monotonic()
     with HostLimiter.shared(limits).slot(large):  # this process waits for the pause another process set
         assert time.monotonic() - began >= 0.3
+
+
+def _die_holding(limits: SharedLimits, worker: int, urls: list[str], hold_lock: bool) -> None:
+    """Take a slot for each URL (and the state lock), then die by SIGKILL without giving anything back."""
+    limiter = HostLimiter.shared(limits, worker)
+    held = [limiter.slot(url) for url in urls]  # kept referenced: a collected one would give its slot back
+    for slot in held:
+        slot.__enter__()
+    if hold_lock:
+        limits.lock.acquire()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_slots_and_lock_of_a_worker_killed_holding_them_are_given_back():
+    context = multiprocessing.get_context("forkserver")
+    limits = SharedLimits.create(context, per_host=3, per_host_original=1, interval=0.0, workers=2)
+    large, original = "http://127.0.0.1:9/1/2_a_b.jpg", "http://127.0.0.1:9/1/2_c_o.jpg"
+    victim = context.Process(target=_die_holding, args=(limits, 1, [large, large, original], True))
+    victim.start()
+    victim.join(30)
+    assert victim.exitcode == -signal.SIGKILL
+    assert not limits.lock.acquire(timeout=0.1)  # without help, every worker would wait forever
+
+    assert limits.release_held(1) == 3  # two Large slots and the one Original slot
+    assert limits.release_held(1) == 0  # given back once only
+    limiter = HostLimiter.shared(limits, 0)
+    began = time.monotonic()
+    with limiter.slot(original), limiter.slot(large), limiter.slot(large), limiter.slot(large):
+        assert time.monotonic() - began < 5  # the whole caps are free again, and so is the lock
