@@ -36,16 +36,21 @@ class _ClosingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def closing_server() -> Iterator[str]:
-    _ClosingHandler.connections = 0
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ClosingHandler)
+def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A local HTTP server on 127.0.0.1 answering with ``handler``; yields its base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def closing_server() -> Iterator[str]:
+    _ClosingHandler.connections = 0
+    yield from _serve(_ClosingHandler)
 
 
 def test_a_kept_connection_closed_by_the_server_costs_no_attempt(closing_server):
@@ -82,13 +87,7 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def redirect_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RedirectHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from _serve(_RedirectHandler)
 
 
 def test_bad_redirects_are_refused_with_every_request_and_byte_counted(redirect_server):
