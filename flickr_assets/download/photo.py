@@ -52,7 +52,7 @@ class WorkerEnv:
     options: DownloadOptions
     imaging: ImagingOptions
     fetcher: Fetcher
-    stopping: Any  # an Event (threading or multiprocessing): the run is ending, abandon unfinished photos
+    stopping: Any  # is_set() / wait(seconds), e.g. a threading.Event or a StopFlag: abandon unfinished photos
     processor: Executor  # the process's one image-processing thread
 
 

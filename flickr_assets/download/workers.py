@@ -41,6 +41,31 @@ class Finished:
     requests: int
 
 
+class StopFlag:
+    """The run is ending: one shared byte, set by the download process and polled by the workers.
+    ``multiprocessing.Event`` takes a lock to read its flag, and a worker killed holding that lock would
+    block every other worker at its next photo."""
+
+    def __init__(self, context: multiprocessing.context.BaseContext) -> None:
+        self._flag = context.RawValue("b", 0)
+
+    def set(self) -> None:
+        self._flag.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._flag.value)
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking within 50 ms of the flag being set; whether it is set."""
+        end = time.monotonic() + timeout
+        while not self._flag.value:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, 0.05))
+        return True
+
+
 def _orphaned(parent: int, direct: int) -> bool:
     """Whether the download process is gone. Our direct parent is the forkserver (which exits with the
     download process) or, with spawn, the download process itself."""
@@ -111,7 +136,7 @@ def worker_main(
     threads: int,
     options: DownloadOptions,
     limits: SharedLimits,
-    stopping: Any,
+    stopping: StopFlag,
     number: int = 0,
 ) -> None:
     """A worker process (``number`` among the pool's): ``threads`` fetch threads serving the jobs that arrive
@@ -188,7 +213,7 @@ class WorkerPool:
         self._limits = SharedLimits.create(
             self._context, options.per_host, options.per_host_original, options.original_interval, self.processes
         )
-        self._stopping = self._context.Event()
+        self._stopping = StopFlag(self._context)
         self._crashes: dict[int, int] = {}
         self._workers = [self._start(number) for number in range(self.processes)]
         self._watch()

@@ -21,6 +21,7 @@ from flickr_assets.download.classify import (
 )
 from flickr_assets.download.limits import HostLimiter, SharedLimits
 from flickr_assets.download.options import DownloadOptions, DownloadProgress
+from flickr_assets.download.workers import StopFlag
 
 
 def test_placeholder_and_original_urls():
@@ -184,3 +185,22 @@ def test_slots_and_lock_of_a_worker_killed_holding_them_are_given_back():
     began = time.monotonic()
     with limiter.slot(original), limiter.slot(large), limiter.slot(large), limiter.slot(large):
         assert time.monotonic() - began < 5  # the whole caps are free again, and so is the lock
+
+
+def _wait_for_stop(flag: StopFlag, seen: Any) -> None:
+    began = time.monotonic()
+    if flag.wait(30):
+        seen.value = time.monotonic() - began
+
+
+def test_the_stop_flag_reaches_a_waiting_worker_process():
+    context = multiprocessing.get_context("forkserver")
+    flag = StopFlag(context)
+    seen = context.RawValue("d", -1.0)
+    waiter = context.Process(target=_wait_for_stop, args=(flag, seen))
+    waiter.start()
+    time.sleep(0.3)
+    assert not flag.is_set() and not flag.wait(0.01)
+    flag.set()
+    waiter.join(10)
+    assert flag.is_set() and 0 < seen.value < 5  # woken at once, not after its 30 s
