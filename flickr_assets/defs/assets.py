@@ -18,7 +18,7 @@ from flickr_assets.defs.resources import FlickrResource, StorageResource
 from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import harvest_keyword
-from flickr_assets.storage.layout import DataFolderError
+from flickr_assets.storage.layout import DataFolderError, DataLayout
 from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS
 
 
@@ -40,6 +40,14 @@ class ImagesConfig(dg.Config):
 
 def _permanent(error: Exception) -> dg.Failure:
     return dg.Failure(description=str(error), allow_retries=False)
+
+
+def _writable_layout(storage: StorageResource) -> DataLayout:
+    """The data folder's layout; a folder that cannot be written fails the step at once (no retry helps)."""
+    try:
+        return storage.writable_layout()
+    except DataFolderError as error:
+        raise _permanent(error) from None
 
 
 class _Progress:
@@ -75,8 +83,8 @@ def photo_records(
     query_defaults: QueryDefaults,
 ) -> dg.MaterializeResult:
     keyword = context.partition_key
+    layout = _writable_layout(storage)
     try:
-        layout = storage.writable_layout()
         query = query_for(keyword, query_defaults)
         client = flickr.client(layout)
     except ValueError as error:  # SettingError, KeywordError and bad options are all ValueErrors
@@ -111,10 +119,7 @@ def photo_images(
     context: dg.AssetExecutionContext, config: ImagesConfig, storage: StorageResource
 ) -> dg.MaterializeResult:
     keyword = context.partition_key
-    try:
-        layout = storage.writable_layout()
-    except DataFolderError as error:
-        raise _permanent(error) from None
+    layout = _writable_layout(storage)
     records = layout.records_file(keyword)
     if not records.exists():
         raise _permanent(FileNotFoundError(f"no records for {keyword!r} at {records}: materialise photo_records first"))
@@ -141,10 +146,7 @@ def photo_images(
     description="One row per unique photo over all keywords, with its keywords, image and duplicate groups.",
 )
 def photo_catalog(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
-    try:
-        layout = storage.writable_layout()
-    except DataFolderError as error:
-        raise _permanent(error) from None
+    layout = _writable_layout(storage)
     keywords = list(keyword_partitions.get_partition_keys())
     result = build_catalog(layout, keywords, on_progress=_Progress(context))
     context.log.info(f"catalog: {result}")

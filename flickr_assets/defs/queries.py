@@ -28,8 +28,12 @@ class QueryDefaults(dg.ConfigurableResource):
         # ``license`` and ``uploaded`` are parsed as keywords-file options; ``mode`` and ``has_geo`` are
         # SearchQuery fields and are given as field values.
         try:
-            options = {"mode": self.mode, "has_geo": parse_has_geo(self.has_geo), "license": self.license}
-            options["uploaded"] = self.uploaded
+            options = {
+                "mode": self.mode,
+                "has_geo": parse_has_geo(self.has_geo),
+                "license": self.license,
+                "uploaded": self.uploaded,
+            }
             parse_keywords("", defaults=options)  # a bad licence or date fails here, blamed on the setting
         except OptionError as error:
             raise OptionError(f"query defaults (FLICKR_HAS_GEO, FLICKR_LICENSE, query_defaults): {error}") from None
