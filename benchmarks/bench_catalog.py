@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
-from flickr_assets.catalog.build import DEFAULT_COMPRESSION, RECORD_COLUMNS
+from flickr_assets.catalog.build import DEFAULT_COMPRESSION, DEFAULT_NEAR_DISTANCE, RECORD_COLUMNS
 from flickr_assets.catalog.images import IMAGE_COLUMNS, bytes_to_sha
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.keys import encode_keyword
@@ -46,7 +46,6 @@ WORDS = [
     *("walk", "view", "trocadero", "museum", "louvre", "art", "stone", "iron", "tourist", "france", "europe"),
 ]
 T0 = 1_700_000_000
-DEFAULT_NEAR_DISTANCE = 6  # build_catalog's default
 INFO_NEAR_DISTANCE = 4  # also timed, for information (fewer band combinations)
 
 

@@ -156,13 +156,32 @@ def test_row_groups_spanning_keywords_and_codec_give_the_same_rows(layout, monke
     build_catalog(layout)
     expected = rows_by_id(layout)
     monkeypatch.setattr("flickr_assets.catalog.build.ROW_GROUP_ROWS", 2)  # a row group every few photos
-    build_catalog(layout, compression="snappy")
+    build_catalog(layout, compression="none")
     parquet = pq.ParquetFile(layout.catalog_file)
     assert parquet.num_row_groups >= 3
-    assert parquet.metadata.row_group(0).column(0).compression == "SNAPPY"
+    assert parquet.metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
     assert rows_by_id(layout) == expected
+    build_catalog(layout, compression="zstd")
+    assert pq.ParquetFile(layout.catalog_file).metadata.row_group(0).column(0).compression == "ZSTD"
     build_catalog(layout)
-    assert pq.ParquetFile(layout.catalog_file).metadata.row_group(0).column(0).compression == "UNCOMPRESSED"
+    assert pq.ParquetFile(layout.catalog_file).metadata.row_group(0).column(0).compression == "SNAPPY"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"near_distance": -1}, r"near_distance must be between 0 and 32 bits, not -1"),
+        ({"near_distance": 33}, r"near_distance must be between 0 and 32 bits, not 33"),
+        ({"compression": "rar"}, r"compression must be one of none, snappy, .*, not 'rar'"),
+    ],
+)
+def test_bad_options_fail_before_anything_is_read_or_written(layout, options, message):
+    plant(layout)
+    build_catalog(layout)
+    before = layout.catalog_file.read_bytes()
+    with pytest.raises(ValueError, match=message):
+        build_catalog(layout, **options)
+    assert layout.catalog_file.read_bytes() == before
 
 
 def test_manifest_rows_in_another_order_than_the_records_are_matched_by_id(layout):
