@@ -11,13 +11,14 @@ from datetime import timedelta
 import dagster as dg
 
 from flickr_assets.catalog import build_catalog
+from flickr_assets.catalog.build import DEFAULT_COMPRESSION, DEFAULT_NEAR_DISTANCE, check_options
 from flickr_assets.defs.metadata import catalog_metadata, column_schema, download_metadata, harvest_metadata
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import QueryDefaults, query_for
 from flickr_assets.defs.resources import FlickrResource, StorageResource
 from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.flickr.errors import PermanentFlickrError
-from flickr_assets.flickr.harvest_keyword import harvest_keyword
+from flickr_assets.flickr.harvest_keyword import check_overlap, harvest_keyword
 from flickr_assets.storage.layout import DataFolderError, DataLayout
 from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS
 
@@ -36,6 +37,13 @@ class ImagesConfig(dg.Config):
     max_side: int = 1024
     min_side: int = 500
     retry_failed: bool = True
+
+
+class CatalogConfig(dg.Config):
+    """Run options of ``photo_catalog``."""
+
+    near_distance: int = DEFAULT_NEAR_DISTANCE  # bits of 64 two perceptual hashes may differ by to be near
+    compression: str = DEFAULT_COMPRESSION  # Parquet codec of catalog.parquet
 
 
 def _permanent(error: Exception) -> dg.Failure:
@@ -87,6 +95,8 @@ def photo_records(
     try:
         query = query_for(keyword, query_defaults)
         client = flickr.client(layout)
+        overlap = timedelta(hours=config.overlap_hours)
+        check_overlap(overlap)
     except ValueError as error:  # SettingError, KeywordError and bad options are all ValueErrors
         raise _permanent(error) from None
     context.log.info(f"harvesting {keyword!r}: {query.api_arguments()}")
@@ -96,7 +106,7 @@ def photo_records(
             client,
             query,
             full_refresh=config.full_refresh,
-            overlap=timedelta(hours=config.overlap_hours),
+            overlap=overlap,
             on_progress=_Progress(context),
         )
     except PermanentFlickrError as error:
@@ -123,9 +133,12 @@ def photo_images(
     records = layout.records_file(keyword)
     if not records.exists():
         raise _permanent(FileNotFoundError(f"no records for {keyword!r} at {records}: materialise photo_records first"))
-    options = DownloadOptions(
-        quality=config.quality, max_side=config.max_side, min_side=config.min_side, retry_failed=config.retry_failed
-    )
+    try:
+        options = DownloadOptions(
+            quality=config.quality, max_side=config.max_side, min_side=config.min_side, retry_failed=config.retry_failed
+        )
+    except ValueError as error:
+        raise _permanent(error) from None
     try:
         result = download_keyword(layout, keyword, records, options, on_progress=_Progress(context))
     except DiskFull as error:
@@ -145,9 +158,21 @@ def photo_images(
     metadata={"dagster/column_schema": column_schema(CATALOG)},
     description="One row per unique photo over all keywords, with its keywords, image and duplicate groups.",
 )
-def photo_catalog(context: dg.AssetExecutionContext, storage: StorageResource) -> dg.MaterializeResult:
+def photo_catalog(
+    context: dg.AssetExecutionContext, config: CatalogConfig, storage: StorageResource
+) -> dg.MaterializeResult:
     layout = _writable_layout(storage)
     keywords = list(keyword_partitions.get_partition_keys())
-    result = build_catalog(layout, keywords, on_progress=_Progress(context))
+    try:
+        check_options(config.near_distance, config.compression)
+    except ValueError as error:
+        raise _permanent(error) from None
+    result = build_catalog(
+        layout,
+        keywords,
+        near_distance=config.near_distance,
+        compression=config.compression,
+        on_progress=_Progress(context),
+    )
     context.log.info(f"catalog: {result}")
     return dg.MaterializeResult(metadata=catalog_metadata(layout, result))

@@ -106,12 +106,13 @@ def catalog_metadata(layout: DataLayout, result: CatalogResult) -> dict[str, Any
 
 def _near_plan_text(result: CatalogResult) -> str:
     plan = result.near_plan
+    within = f"hashes within {result.near_distance} bits"
     if plan is None or result.photos_with_images < 2:
-        return "no pair of images to compare"
+        return f"{within}; no pair of images to compare"
     if plan.must_match == 0:
-        return "every pair compared (few images)"
+        return f"{within}; every pair compared (few images)"
     return (
-        f"{plan.bands} bands, {plan.must_match} equal: {plan.combinations} band combinations, "
+        f"{within}; {plan.bands} bands, {plan.must_match} equal: {plan.combinations} band combinations, "
         f"~{plan.estimated_pairs:,.0f} candidate pairs"
     )
 

@@ -72,6 +72,12 @@ def query_fingerprint(query: SearchQuery) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def check_overlap(overlap: timedelta) -> None:
+    """Raise ``ValueError`` if ``overlap`` is negative: it would skip the uploads just after the last harvest."""
+    if overlap < timedelta(0):
+        raise ValueError(f"overlap_hours must not be negative, not {overlap.total_seconds() / 3600:g}")
+
+
 def harvest_keyword(
     layout: DataLayout,
     client: FlickrClient,
@@ -81,7 +87,11 @@ def harvest_keyword(
     now: datetime | None = None,
     on_progress: Callable[[HarvestProgress], None] | None = None,
 ) -> HarvestResult:
-    """Harvest ``query`` into ``layout``'s records store for ``query.keyword``; see the module docstring."""
+    """Harvest ``query`` into ``layout``'s records store for ``query.keyword``; see the module docstring.
+
+    Raises ``ValueError`` for a negative ``overlap`` (:func:`check_overlap`).
+    """
+    check_overlap(overlap)
     started = time.monotonic()
     keyword = query.keyword
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)

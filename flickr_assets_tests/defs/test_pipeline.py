@@ -102,6 +102,38 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
     assert checked >= 2
     evaluations = result.get_asset_check_evaluations()
     assert evaluations and all(evaluation.passed for evaluation in evaluations)
+    assert pq.ParquetFile(layout.catalog_file).metadata.row_group(0).column(0).compression == "SNAPPY"
+
+    # Run options: another codec, and only identical perceptual hashes count as near duplicates.
+    config = {"ops": {"photo_catalog": {"config": {"near_distance": 0, "compression": "zstd"}}}}
+    result = _materialize(dg.AssetSelection.assets(photo_catalog), run_config=config)
+    assert result.success
+    catalog_md = result.asset_materializations_for_node("photo_catalog")[0].metadata
+    assert catalog_md["near_duplicate_search"].value.startswith("hashes within 0 bits")
+    assert pq.ParquetFile(layout.catalog_file).metadata.row_group(0).column(0).compression == "ZSTD"
+
+
+@pytest.mark.parametrize(
+    ("asset", "partition", "config", "message"),
+    [
+        (photo_records, "colosseum", {"overlap_hours": -2}, "overlap_hours must not be negative, not -2"),
+        (photo_images, "colosseum", {"quality": 0}, "bad download options: quality=0"),
+        (photo_catalog, None, {"compression": "rar"}, "compression must be one of none, snappy"),
+        (photo_catalog, None, {"near_distance": 40}, "near_distance must be between 0 and 32 bits, not 40"),
+    ],
+    ids=["records-overlap", "images-quality", "catalog-codec", "catalog-distance"],
+)
+def test_bad_run_options_fail_at_once_with_one_line(pipeline_env, sim, asset, partition, config, message):
+    layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
+    assert _materialize(dg.AssetSelection.assets(photo_records), partition_key="colosseum").success
+    run_config = {"ops": {asset.op.name: {"config": config}}}
+    result = _materialize(dg.AssetSelection.assets(asset), partition_key=partition, run_config=run_config)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith(message) and "\n" not in description
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    assert not layout.manifest_file("colosseum").exists() and not layout.catalog_file.exists()
 
 
 def test_missing_key_fails_at_once_with_one_clear_line(pipeline_env, monkeypatch, sim):
