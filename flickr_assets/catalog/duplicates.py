@@ -38,6 +38,10 @@ PLAN_SAMPLE = 50_000
 _PLAN_COMBINATIONS = 12  # combinations counted per plan
 #: Bits of a band that split a bucket for the combinations sharing it (a count table in L1).
 _SPLIT_BITS = 10
+#: Up to this many hashes :func:`search_plan` compares every pair (numpy, under 20 ms): the compiled loop
+#: would be as fast, but its first use in an installation compiles it for ~6 s (cached on disk afterwards),
+#: which small catalogs (the demo, a first trial) should not pay.
+BRUTE_FORCE_HASHES = 1_500
 
 
 @dataclass(frozen=True)
@@ -233,7 +237,11 @@ def near_pairs(hashes: np.ndarray, max_distance: int, plan: BandPlan | None = No
 
 
 def search_plan(hashes: np.ndarray, max_distance: int) -> BandPlan:
-    """The plan for searching ``hashes`` (distinct), its candidate pairs counted on a sample of them."""
+    """The plan for searching ``hashes`` (distinct), its candidate pairs counted on a sample of them; every
+    pair for up to :data:`BRUTE_FORCE_HASHES` hashes."""
+    count = len(hashes)
+    if count <= BRUTE_FORCE_HASHES:
+        return BandPlan(1, 0, 1, count * (count - 1) / 2)
     hashes = np.ascontiguousarray(hashes).view(np.uint64)
     sample = hashes
     if len(hashes) > PLAN_SAMPLE:

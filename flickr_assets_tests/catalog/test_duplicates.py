@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from flickr_assets.catalog.duplicates import (
+    BRUTE_FORCE_HASHES,
     BandPlan,
     _interleave,
     connected_roots,
@@ -40,9 +41,19 @@ def brute_force_pairs(hashes: np.ndarray, distance: int) -> set[tuple[int, int]]
 @pytest.mark.parametrize("distance", [1, 3, 6, 10, 24])
 def test_multi_index_finds_exactly_the_brute_force_pairs(distance):
     hashes = np.unique(clustered_hashes(distance, clusters=150, per_cluster=8, max_flips=distance))
-    found = {tuple(p) for p in near_pairs(hashes, distance).tolist()}
+    plan = plan_bands(len(hashes), distance)  # banded up to distance 10 (search_plan: every pair at this size)
+    found = {tuple(p) for p in near_pairs(hashes, distance, plan=plan).tolist()}
     assert len(found) > 100
     assert found == brute_force_pairs(hashes, distance)
+    assert {tuple(p) for p in near_pairs(hashes, distance).tolist()} == found
+
+
+def test_small_searches_compare_every_pair_and_larger_ones_use_bands():
+    rng = np.random.default_rng(5)
+    small = distinct(rng.integers(-(2**63), 2**63 - 1, BRUTE_FORCE_HASHES, dtype=np.int64))
+    larger = distinct(rng.integers(-(2**63), 2**63 - 1, BRUTE_FORCE_HASHES + 1, dtype=np.int64))
+    assert search_plan(small, 6).must_match == 0
+    assert search_plan(larger, 6).must_match >= 1
 
 
 def test_plan_uses_more_bands_as_hashes_grow():
