@@ -1,5 +1,7 @@
 """The three assets end to end, in process, against the simulator over real HTTP."""
 
+import itertools
+
 import dagster as dg
 import pyarrow.parquet as pq
 import pytest
@@ -13,6 +15,8 @@ from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS
 
 ASSETS = [photo_records, photo_images, photo_catalog, *CHECKS]
+# The sample keywords file's keywords and their has_geo; the simulator plants photos in each pair of them.
+SAMPLE_QUERIES = (("colosseum", True), ("stonehenge", True), ("golden gate bridge", None))
 
 
 def _resources() -> dict:
@@ -53,7 +57,7 @@ def test_definitions_load_with_sample_keywords():
 @pytest.mark.slow
 def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
     layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
-    for keyword, has_geo in (("colosseum", True), ("golden gate bridge", None)):
+    for keyword, has_geo in SAMPLE_QUERIES:
         result = _materialize(dg.AssetSelection.assets(photo_records, photo_images), partition_key=keyword)
         assert result.success, keyword
         truth = sim.truth.search_ids(text=keyword, has_geo=has_geo)
@@ -82,11 +86,13 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
     assert catalog_md["near_duplicate_search"].value == "hashes within 6 bits; every pair compared (few images)"
     catalog = pq.read_table(layout.catalog_file, columns=["photo_id", "keywords"]).to_pylist()
     expected: dict[int, set[str]] = {}
-    for keyword, has_geo in (("colosseum", True), ("golden gate bridge", None)):
+    for keyword, has_geo in SAMPLE_QUERIES:
         for photo_id in sim.truth.search_ids(text=keyword, has_geo=has_geo):
             expected.setdefault(photo_id, set()).add(keyword)
     assert {row["photo_id"]: set(row["keywords"]) for row in catalog} == expected
-    assert any(len(keywords) > 1 for keywords in expected.values())
+    # Each pair of the three keywords shares photos.
+    shared = {frozenset(keywords) for keywords in expected.values() if len(keywords) > 1}
+    assert {frozenset(pair) for pair in itertools.combinations([k for k, _ in SAMPLE_QUERIES], 2)} <= shared
 
     # Duplicates the simulator planted among the stored images are grouped.
     columns = ["photo_id", "image_status", "exact_duplicate_of", "near_duplicate_group"]
