@@ -54,6 +54,7 @@ STORED_CATALOG = as_stored(CATALOG)
 #: Parquet codec of the catalog file: Parquet's usual default. At 10M rows it builds about as fast as
 #: ``none`` (its smaller file costs less to write) and makes the file half as big (1.9 GB instead of 4.1 GB).
 DEFAULT_COMPRESSION = "snappy"
+#: The codecs a catalog may be written with (those pyarrow's Parquet writer takes, when built in).
 PARQUET_CODECS = ("none", "snappy", "zstd", "lz4", "gzip", "brotli")
 #: Near-duplicate distance of a build unless told otherwise (bits of the 64-bit perceptual hash).
 DEFAULT_NEAR_DISTANCE = 6

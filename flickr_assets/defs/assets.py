@@ -42,7 +42,7 @@ class ImagesConfig(dg.Config):
 class CatalogConfig(dg.Config):
     """Run options of ``photo_catalog``."""
 
-    near_distance: int = DEFAULT_NEAR_DISTANCE  # bits of 64 two perceptual hashes may differ by to be near
+    near_distance: int = DEFAULT_NEAR_DISTANCE  # most bits (of 64) the perceptual hashes of near duplicates differ by
     compression: str = DEFAULT_COMPRESSION  # Parquet codec of catalog.parquet
 
 
