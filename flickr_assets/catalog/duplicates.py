@@ -17,6 +17,7 @@ first band: the hashes are partitioned once by it, and the compiled loop of
 :mod:`~flickr_assets.catalog.near_kernel` searches every bucket for all of them while it is in cache.
 """
 
+import logging
 import math
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from itertools import combinations, pairwise
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 HASH_BITS = 64
 MAX_DISTANCE = 32
@@ -52,6 +55,14 @@ class BandPlan:
     must_match: int
     combinations: int
     estimated_pairs: float
+
+    def __str__(self) -> str:
+        if self.must_match == 0:
+            return f"every pair compared (~{self.estimated_pairs:,.0f})"
+        return (
+            f"{self.bands} bands, {self.must_match} equal: {self.combinations} band combinations, "
+            f"~{self.estimated_pairs:,.0f} candidate pairs"
+        )
 
 
 def _band_ranges(bands: int) -> list[tuple[int, int]]:
@@ -286,6 +297,7 @@ def search_near(hashes: np.ndarray, max_distance: int) -> NearSearch:
     """The close pairs among the distinct values of ``hashes``."""
     values = distinct(np.ascontiguousarray(hashes, dtype=np.int64))
     plan = search_plan(values, max_distance)
+    log.info("near-duplicate search over %d distinct hashes within %d bits: %s", len(values), max_distance, plan)
     return NearSearch(values, near_pairs(values, max_distance, plan=plan), plan)
 
 

@@ -105,16 +105,10 @@ def catalog_metadata(layout: DataLayout, result: CatalogResult) -> dict[str, Any
 
 
 def _near_plan_text(result: CatalogResult) -> str:
-    plan = result.near_plan
     within = f"hashes within {result.near_distance} bits"
-    if plan is None or result.photos_with_images < 2:
+    if result.near_plan is None or result.photos_with_images < 2:
         return f"{within}; no pair of images to compare"
-    if plan.must_match == 0:
-        return f"{within}; every pair compared (few images)"
-    return (
-        f"{within}; {plan.bands} bands, {plan.must_match} equal: {plan.combinations} band combinations, "
-        f"~{plan.estimated_pairs:,.0f} candidate pairs"
-    )
+    return f"{within}; {result.near_plan}"
 
 
 def _markdown_preview(path: Path, columns: list[str]) -> str:

@@ -1,6 +1,8 @@
 """build_catalog over real Parquet records, manifests and JPEG files in a temporary data folder."""
 
 import hashlib
+import logging
+import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -85,9 +87,12 @@ def test_image_prefers_an_ok_row_and_points_at_real_files(layout):
             assert (row["image_width"], row["image_height"]) == (16, 12)
 
 
-def test_exact_and_near_duplicates_are_grouped(layout):
+def test_exact_and_near_duplicates_are_grouped(layout, caplog):
     phash = plant(layout)
-    result = build_catalog(layout)
+    with caplog.at_level(logging.INFO, logger="flickr_assets"):
+        result = build_catalog(layout)
+    # The search's plan is logged before it starts (a long search is visible in a run's log).
+    assert re.search(r"near-duplicate search over \d+ distinct hashes within 6 bits: every pair", caplog.text)
     rows = rows_by_id(layout)
 
     exact = {pid: row["exact_duplicate_of"] for pid, row in rows.items() if row["exact_duplicate_of"] is not None}
