@@ -192,33 +192,41 @@ def build_catalog(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog-near") as background,
     ):
         # The near-duplicate search needs only the manifests' ok hashes: it runs while the records are
-        # grouped and the images chosen.
+        # grouped and the images chosen. If the build fails meanwhile, it is cancelled rather than waited for.
+        cancel = threading.Event()
+
         def search() -> NearSearch:
             begun = time.perf_counter()
-            found = search_near(ok_phashes(sources.manifests), near_distance)
+            found = search_near(ok_phashes(sources.manifests), near_distance, cancel)
             stages["near_search"] = time.perf_counter() - begun  # in the background: overlaps records, images
             return found
 
         near_search = background.submit(search)
-        mark = time.perf_counter()
-        groups = read_groups(sources.records, progress("records"), pool)
-        stages["records"] = time.perf_counter() - mark
-        pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
+        try:
+            mark = time.perf_counter()
+            groups = read_groups(sources.records, progress("records"), pool)
+            stages["records"] = time.perf_counter() - mark
+            pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
-        mark = time.perf_counter()
-        choice = choose_images(sources.manifests, groups, progress("images"), pool)
-        stages["images"] = time.perf_counter() - mark
-        pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
+            mark = time.perf_counter()
+            choice = choose_images(sources.manifests, groups, progress("images"), pool)
+            stages["images"] = time.perf_counter() - mark
+            pa.default_memory_pool().release_unused()  # hand the read buffers back before the next stage
 
-        mark = time.perf_counter()
-        exact_of, near_group, plan = _duplicates(groups, choice, near_distance, near_search, pool)
-        if on_progress:
-            on_progress(CatalogProgress("duplicates", 1, 1))
-        stages["duplicates"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            exact_of, near_group, plan = _duplicates(groups, choice, near_distance, near_search, pool)
+            if on_progress:
+                on_progress(CatalogProgress("duplicates", 1, 1))
+            stages["duplicates"] = time.perf_counter() - mark
 
-        mark = time.perf_counter()
-        preview = _write(layout, sources, groups, choice, exact_of, near_group, compression, progress("write"), pool)
-        stages["write"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            preview = _write(
+                layout, sources, groups, choice, exact_of, near_group, compression, progress("write"), pool
+            )
+            stages["write"] = time.perf_counter() - mark
+        except BaseException:
+            cancel.set()
+            raise
 
     num_keywords = groups.num_keywords
     exact_roots, near_roots = exact_of[exact_of >= 0], near_group[near_group >= 0]

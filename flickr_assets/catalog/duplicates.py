@@ -20,6 +20,7 @@ first band: the hashes are partitioned once by it, and the compiled loop of
 import logging
 import math
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import combinations, pairwise
@@ -45,6 +46,10 @@ _SPLIT_BITS = 10
 #: would be as fast, but its first use in an installation compiles it for ~6 s (cached on disk afterwards),
 #: which small catalogs (the demo, a first trial) should not pay.
 BRUTE_FORCE_HASHES = 1_500
+
+
+class SearchCancelled(Exception):
+    """A near-duplicate search stopped early because its ``cancel`` event was set."""
 
 
 @dataclass(frozen=True)
@@ -207,10 +212,14 @@ def _spans(bounds: np.ndarray, pieces: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in pairwise(edges)]
 
 
-def near_pairs(hashes: np.ndarray, max_distance: int, plan: BandPlan | None = None) -> np.ndarray:
+def near_pairs(
+    hashes: np.ndarray, max_distance: int, plan: BandPlan | None = None, cancel: threading.Event | None = None
+) -> np.ndarray:
     """Every pair (i < j) of positions whose distinct hashes are within ``max_distance`` bits, sorted.
 
-    ``plan``: the bands to search with (default: :func:`search_plan`'s).
+    ``plan``: the bands to search with (default: :func:`search_plan`'s). ``cancel``: once set, the banded
+    search stops before its next run of buckets and raises :class:`SearchCancelled` (a build that failed
+    elsewhere need not wait for a search of millions of hashes).
     """
     if not 0 <= max_distance <= MAX_DISTANCE:
         raise ValueError(f"near-duplicate distance must be between 0 and {MAX_DISTANCE}, not {max_distance}")
@@ -231,16 +240,19 @@ def near_pairs(hashes: np.ndarray, max_distance: int, plan: BandPlan | None = No
     keyed = _interleave(hashes, plan.bands)  # positions stay, so the pairs found need no mapping back
     workers = min(2, os.cpu_count() or 1)
     found = [np.empty((0, 2), np.int64)]
+
+    def scan(span: tuple[int, int], buckets: tuple, groups: tuple) -> np.ndarray:
+        if cancel is not None and cancel.is_set():
+            raise SearchCancelled("near-duplicate search cancelled")
+        return scan_buckets(*buckets, *span, *groups, plan.must_match, max_distance)
+
     with ThreadPoolExecutor(max_workers=workers) as pool:  # the compiled loop runs without the GIL
         for step in _passes(plan):
             start, width = ranges[step.first]
             bits = min(width, 16)  # buckets on at most 16 bits of the band (all of it is in every key)
             buckets = partition(keyed, start + width - bits, bits)
             groups = (step.split_shifts, step.split_bits, step.mask_bounds, step.key_masks, band_masks)
-            found += pool.map(
-                lambda span, b=buckets, g=groups: scan_buckets(*b, *span, *g, plan.must_match, max_distance),
-                _spans(buckets[2], 8 * workers),
-            )
+            found += pool.map(lambda span, b=buckets, g=groups: scan(span, b, g), _spans(buckets[2], 8 * workers))
             del buckets
     pairs = np.concatenate(found)
     pairs.sort(axis=1)  # each pair comes out once: for the first combination of bands it agrees on
@@ -293,12 +305,12 @@ def distinct(values: np.ndarray) -> np.ndarray:
     return ordered[keep]
 
 
-def search_near(hashes: np.ndarray, max_distance: int) -> NearSearch:
-    """The close pairs among the distinct values of ``hashes``."""
+def search_near(hashes: np.ndarray, max_distance: int, cancel: threading.Event | None = None) -> NearSearch:
+    """The close pairs among the distinct values of ``hashes`` (``cancel``: see :func:`near_pairs`)."""
     values = distinct(np.ascontiguousarray(hashes, dtype=np.int64))
     plan = search_plan(values, max_distance)
     log.info("near-duplicate search over %d distinct hashes within %d bits: %s", len(values), max_distance, plan)
-    return NearSearch(values, near_pairs(values, max_distance, plan=plan), plan)
+    return NearSearch(values, near_pairs(values, max_distance, plan=plan, cancel=cancel), plan)
 
 
 def _restricted_pairs(search: NearSearch, values: np.ndarray) -> np.ndarray | None:

@@ -148,6 +148,24 @@ def test_bad_records_file_is_named_and_the_old_catalog_kept(layout):
     assert [p.name for p in layout.catalog_dir.iterdir()] == ["catalog.parquet"]
 
 
+def test_a_failed_build_cancels_its_background_near_duplicate_search(layout, monkeypatch):
+    import flickr_assets.catalog.build as build_module
+
+    plant(layout)
+    layout.records_file(PARIS).write_bytes(b"not parquet")
+    cancelled = []
+    search_near = build_module.search_near
+
+    def watched(hashes, max_distance, cancel):
+        cancelled.append(cancel.wait(timeout=30))  # set once the records stage fails
+        return search_near(hashes, max_distance, cancel)
+
+    monkeypatch.setattr(build_module, "search_near", watched)
+    with pytest.raises(CatalogError, match="not a readable Parquet file"):
+        build_catalog(layout)
+    assert cancelled == [True]
+
+
 def test_records_without_photo_ids_are_refused(layout):
     plant(layout)
     write_records(layout, PARIS, [])

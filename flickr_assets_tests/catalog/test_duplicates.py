@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+import threading
 
 import numpy as np
 import pyarrow as pa
@@ -10,6 +11,7 @@ import pytest
 from flickr_assets.catalog.duplicates import (
     BRUTE_FORCE_HASHES,
     BandPlan,
+    SearchCancelled,
     _interleave,
     connected_roots,
     distinct,
@@ -46,6 +48,16 @@ def test_multi_index_finds_exactly_the_brute_force_pairs(distance):
     assert len(found) > 100
     assert found == brute_force_pairs(hashes, distance)
     assert {tuple(p) for p in near_pairs(hashes, distance).tolist()} == found
+
+
+def test_a_cancelled_search_stops_and_an_unset_event_changes_nothing():
+    hashes = np.unique(clustered_hashes(6, clusters=150, per_cluster=8, max_flips=6))
+    plan = plan_bands(len(hashes), 6)
+    cancel = threading.Event()
+    assert np.array_equal(near_pairs(hashes, 6, plan=plan, cancel=cancel), near_pairs(hashes, 6, plan=plan))
+    cancel.set()
+    with pytest.raises(SearchCancelled):
+        near_pairs(hashes, 6, plan=plan, cancel=cancel)
 
 
 def test_small_searches_compare_every_pair_and_larger_ones_use_bands():
