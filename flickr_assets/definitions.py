@@ -5,6 +5,7 @@ import dagster as dg
 
 from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
 from flickr_assets.defs.checks import CHECKS
+from flickr_assets.defs.keywords_watch import keywords_file_watch
 from flickr_assets.defs.queries import query_defaults_from_env
 from flickr_assets.defs.resources import resources_from_env
 from flickr_assets.defs.schedules import catalog_after_nightly, catalog_job, keyword_job, nightly_keywords
@@ -17,7 +18,7 @@ def build_definitions() -> dg.Definitions:
         asset_checks=CHECKS,
         jobs=[keyword_job, catalog_job],
         schedules=[nightly_keywords],
-        sensors=[catalog_after_nightly],
+        sensors=[catalog_after_nightly, keywords_file_watch],
         resources={**resources_from_env(), "query_defaults": query_defaults_from_env()},
         # One process per run: a subprocess per step re-imports dagster and the code (one keyword's records and
         # images took 28 s that way against 10 s in process, on two cores); pools are honoured in process too.

@@ -97,8 +97,10 @@ def _print_summary(data_dir: Path, keywords: list[str], elapsed: float) -> None:
 
 def _run_ui(port: int) -> int:
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
-    print(f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C stops it and the simulator)")
-    process = subprocess.Popen(command)
+    url = f"http://127.0.0.1:{port}"
+    print(f"Dagster UI on {url} (Ctrl-C stops it and the simulator)")
+    # keywords_file_watch reloads the definitions through this webserver when the keywords file changes.
+    process = subprocess.Popen(command, env={**os.environ, "FLICKR_WEBSERVER_URL": url})
     try:
         return process.wait()
     except KeyboardInterrupt:

@@ -1,8 +1,9 @@
 """Keyword partitions, read from the keywords file (``$FLICKR_KEYWORDS_FILE``).
 
-The file is the source of truth: every code-location load (each CLI call, ``dagster dev`` start or "Reload
-definitions" in the UI) reads it again, so a keyword added to it is a partition at once, and a removed one
-stops being scheduled while its data stays on disk.
+The file is the source of truth: every code-location load (each CLI call, ``dagster dev`` start, "Reload
+definitions" in the UI, or the reload ``keywords_file_watch`` asks for when the file changes) reads it again,
+so a keyword added to it is a partition at once, and a removed one stops being scheduled while its data
+stays on disk.
 """
 
 import logging

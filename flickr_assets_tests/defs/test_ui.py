@@ -23,6 +23,7 @@ from flickr_assets_tests.defs.ui_driver import (
     list_runs,
     open_browser,
     processes_with_env,
+    wait_for_partition,
     wait_for_run,
 )
 
@@ -31,6 +32,7 @@ BIN = Path(sys.executable).parent
 SAMPLE_KEYWORDS = REPO / "flickr_assets" / "sample" / "keywords.txt"
 ASSETS = ["photo_records", "photo_images", "photo_catalog"]
 KEYWORD = "colosseum"
+NEW_KEYWORD = "eiffel tower"
 
 pytestmark = [pytest.mark.ui, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -53,11 +55,14 @@ def _docs_folder() -> Path | None:
 
 def test_a_partition_materialised_from_the_ui_succeeds_and_shows_its_metadata(pipeline_env, sim, tmp_path):
     sync_playwright = _sync_playwright()
-    env = {**os.environ, **pipeline_env, "FLICKR_KEYWORDS_FILE": str(SAMPLE_KEYWORDS)}
+    keywords = tmp_path / "keywords.txt"
+    shutil.copyfile(SAMPLE_KEYWORDS, keywords)
+    env = {**os.environ, **pipeline_env, "FLICKR_KEYWORDS_FILE": str(keywords)}
     layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
     (shots := tmp_path / "screenshots").mkdir()
     docs = _docs_folder()
     server = DagsterDev(REPO, env, tmp_path / "dagster-dev.log", BIN / "dagster")
+    env["FLICKR_WEBSERVER_URL"] = server.base_url  # where keywords_file_watch asks for a reload
     try:
         ready_s = server.start(timeout=90)
         evidence = Evidence(shots, server)
@@ -104,6 +109,14 @@ def test_a_partition_materialised_from_the_ui_succeeds_and_shows_its_metadata(pi
                 ui.asset_graph("flickr", ASSETS)
                 page.get_by_text("33% filled").first.wait_for()  # one of three keyword partitions
                 graph_shot = evidence.shot(page, "asset-graph-after", clip=ui.graph_clip(ASSETS))
+
+            with evidence.step(page, f"{NEW_KEYWORD!r} added to the keywords file shows as a partition"):
+                with keywords.open("a", encoding="utf-8") as file:
+                    file.write(f"{NEW_KEYWORD}\n")
+                waited_s = wait_for_partition(server.base_url, "photo_records", NEW_KEYWORD, timeout=90)
+                ui.partition_list("photo_records", NEW_KEYWORD)
+                evidence.shot(page, "new-keyword")
+            print(f"{NEW_KEYWORD!r} was a partition {waited_s:.1f} s after it was added to the file")
 
         if docs:
             docs.mkdir(exist_ok=True)

@@ -105,6 +105,24 @@ def wait_for_run(base_url: str, run_id: str, timeout: float) -> str:
     return status
 
 
+PARTITIONS_QUERY = """
+query Partitions($path: [String!]!) { assetNodes(assetKeys: [{path: $path}]) { partitionKeys } }
+"""
+
+
+def wait_for_partition(base_url: str, asset: str, key: str, timeout: float) -> float:
+    """Polls the webserver until ``asset`` has the partition ``key``; returns the seconds waited."""
+    started = time.monotonic()
+    keys: list[str] = []
+    while time.monotonic() < started + timeout:
+        nodes = graphql(base_url, PARTITIONS_QUERY, {"path": [asset]})["assetNodes"]
+        keys = nodes[0]["partitionKeys"] if nodes else []
+        if key in keys:
+            return time.monotonic() - started
+        time.sleep(1.0)
+    raise TimeoutError(f"{asset} has no partition {key!r} after {timeout:.0f} s; its partitions: {keys}")
+
+
 class DagsterDev:
     """``dagster dev -w workspace.yaml`` on 127.0.0.1 in its own process group, output to ``log_path``."""
 
@@ -343,12 +361,18 @@ class DagsterUi:
         bottom = max(box["y"] + box["height"] for box in boxes) + margin  # the kind tags sit under the nodes
         return {"x": left, "y": top, "width": right - left, "height": bottom - top}
 
+    def partition_list(self, asset: str, partition: str) -> None:
+        """Asset page → Partitions tab; waits until ``partition`` is listed."""
+        page = self.page
+        self.open(f"/assets/{asset}")
+        page.get_by_role("tab", name="Partitions").or_(page.get_by_role("link", name="Partitions")).first.click()
+        page.get_by_text(partition, exact=True).first.wait_for()
+
     def partition_metadata(self, asset: str, partition: str, key: str) -> dict[str, str]:
         """Asset page → Partitions tab → the partition; waits for the metadata entry ``key`` and returns the
         latest materialisation's metadata table (entry → value as shown)."""
         page = self.page
-        self.open(f"/assets/{asset}")
-        page.get_by_role("tab", name="Partitions").or_(page.get_by_role("link", name="Partitions")).first.click()
+        self.partition_list(asset, partition)
         page.get_by_text(partition, exact=True).first.click()
         rows = page.get_by_role("row").filter(has=page.get_by_role("cell"))
         rows.filter(has=page.get_by_role("cell", name=key, exact=True)).first.wait_for()

@@ -1,0 +1,108 @@
+"""Keeps the keyword partitions in step with the keywords file while ``dagster dev`` (or a deployment) runs.
+
+Dagster reads static partitions when it loads the code location, so a keyword added to the file would only
+appear after *Reload definitions*. ``keywords_file_watch`` (on by default, every 10 s) reads the file and,
+when its keywords differ from the loaded partitions, asks the webserver at ``$FLICKR_WEBSERVER_URL``
+(default ``http://127.0.0.1:3000``) to reload the code location: what that button does. The new partition
+then shows in the UI, and the schedules use it, without anyone reloading by hand.
+"""
+
+import logging
+import os
+import threading
+from urllib.parse import urlsplit
+
+import dagster as dg
+import requests
+from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
+
+from flickr_assets.defs.partitions import keyword_partitions, keywords_file_path
+from flickr_assets.flickr.keywords import KeywordsFileError, load_keywords_file
+
+DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
+DEFAULT_LOCATION = "flickr_assets"
+PING_TIMEOUT_S = 5
+RELOAD_TIMEOUT_S = 300
+
+log = logging.getLogger("flickr_assets")
+
+
+def webserver_url() -> str:
+    """``$FLICKR_WEBSERVER_URL``: where the Dagster webserver that shows these definitions listens."""
+    return (os.environ.get("FLICKR_WEBSERVER_URL") or DEFAULT_WEBSERVER_URL).rstrip("/")
+
+
+def graphql_client(url: str, timeout: int) -> DagsterGraphQLClient:
+    """A GraphQL client of the webserver at ``url`` (``http[s]://host[:port][/prefix]``)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"FLICKR_WEBSERVER_URL={url!r} is not an http(s) URL such as {DEFAULT_WEBSERVER_URL}")
+    return DagsterGraphQLClient(
+        parts.hostname,
+        port_number=parts.port,
+        use_https=parts.scheme == "https",
+        timeout=timeout,
+        path_prefix=parts.path.rstrip("/"),
+    )
+
+
+def describe_change(loaded: list[str], in_file: list[str]) -> str:
+    """``+added, -removed`` (or ``order changed``) between the loaded partitions and the file."""
+    loaded_set, in_file_set = set(loaded), set(in_file)
+    added = [key for key in in_file if key not in loaded_set]
+    removed = [key for key in loaded if key not in in_file_set]
+    parts = [f"+{key!r}" for key in added] + [f"-{key!r}" for key in removed]
+    return ", ".join(parts) if parts else "order changed"
+
+
+def webserver_answers(url: str) -> str | None:
+    """None when a Dagster webserver answers at ``url``, else what went wrong, in a few words."""
+    try:
+        response = requests.get(f"{url}/server_info", timeout=PING_TIMEOUT_S)
+        response.raise_for_status()
+        if "dagster_webserver_version" not in response.json():
+            return "not a Dagster webserver"
+    except (requests.RequestException, ValueError) as error:
+        return type(error).__name__
+    return None
+
+
+def _reload(url: str, location: str) -> None:
+    try:
+        info = graphql_client(url, timeout=RELOAD_TIMEOUT_S).reload_repository_location(location)
+    except Exception as error:  # this process is replaced during the call; the webserver completes it anyway
+        log.info("reload of code location %r: %s", location, error)
+        return
+    if info.status != ReloadRepositoryLocationStatus.SUCCESS:
+        log.warning("reloading code location %r failed: %s", location, info.message)
+
+
+@dg.sensor(
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reloads the code location when the keywords file's keywords differ from the partitions.",
+)
+def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    path = keywords_file_path()
+    loaded = keyword_partitions.get_partition_keys()
+    try:
+        in_file = load_keywords_file(path).keywords
+    except KeywordsFileError as error:
+        return dg.SkipReason(f"keeping the {len(loaded)} loaded keywords: {error}")
+    if in_file == loaded:
+        return dg.SkipReason(f"the partitions match {path} ({len(loaded)} keywords)")
+
+    change = describe_change(loaded, in_file)
+    url = webserver_url()
+    problem = webserver_answers(url)
+    if problem:
+        return dg.SkipReason(
+            f"{path} changed ({change}) but no Dagster webserver answered at {url} ({problem}): "
+            "set FLICKR_WEBSERVER_URL to the UI's address, or use Reload definitions"
+        )
+    origin = context.code_location_origin
+    location = origin.location_name if origin is not None else DEFAULT_LOCATION
+    # The reload replaces the process evaluating this sensor, so it must not wait for the answer here.
+    threading.Thread(target=_reload, args=(url, location), daemon=True).start()
+    context.log.info(f"{path} changed ({change}): reloading code location {location!r} through {url}")
+    return dg.SkipReason(f"{path} changed ({change}): asked {url} to reload code location {location!r}")

@@ -1,0 +1,74 @@
+"""keywords_file_watch: compares the keywords file with the loaded partitions, and says why it did nothing.
+
+That it makes a running ``dagster dev`` show a new keyword is tested for real in ``test_ui.py``.
+"""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from flickr_assets.definitions import defs
+from flickr_assets.defs.keywords_watch import describe_change, keywords_file_watch
+from flickr_assets.defs.partitions import keyword_partitions
+from flickr_assets_tests.defs.ui_driver import free_port
+
+
+def _evaluate() -> str:
+    result = keywords_file_watch(dg.build_sensor_context())
+    assert isinstance(result, dg.SkipReason), result
+    return result.skip_message
+
+
+@pytest.fixture
+def keywords_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A keywords file holding exactly the loaded partitions, in use as ``$FLICKR_KEYWORDS_FILE``."""
+    path = tmp_path / "keywords.txt"
+    path.write_text("\n".join(keyword_partitions.get_partition_keys()) + "\n", encoding="utf-8")
+    monkeypatch.setenv("FLICKR_KEYWORDS_FILE", str(path))
+    return path
+
+
+def test_the_watch_is_part_of_the_definitions_and_on_by_default():
+    assert defs.get_sensor_def("keywords_file_watch").default_status == dg.DefaultSensorStatus.RUNNING
+
+
+def test_an_unchanged_file_needs_nothing(keywords_file):
+    message = _evaluate()
+    assert message == f"the partitions match {keywords_file} ({len(keyword_partitions.get_partition_keys())} keywords)"
+
+
+def test_comments_and_options_are_not_changes(keywords_file):
+    loaded = keyword_partitions.get_partition_keys()
+    keywords_file.write_text(f"# my keywords\n{loaded[0]} | tags\n" + "\n".join(loaded[1:]) + "\n", encoding="utf-8")
+    assert _evaluate().startswith("the partitions match")
+
+
+def test_a_change_without_a_webserver_says_what_changed_and_what_to_do(keywords_file, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("FLICKR_WEBSERVER_URL", url)
+    with keywords_file.open("a", encoding="utf-8") as file:
+        file.write("eiffel tower\n")
+    message = _evaluate()
+    assert f"{keywords_file} changed (+'eiffel tower')" in message
+    assert f"no Dagster webserver answered at {url} (ConnectionError)" in message
+    assert "FLICKR_WEBSERVER_URL" in message and "Reload definitions" in message
+
+
+def test_an_unreadable_file_keeps_the_loaded_keywords(keywords_file):
+    keywords_file.write_bytes(b"\xff\xfe colosseum\n")
+    message = _evaluate()
+    assert message.startswith(f"keeping the {len(keyword_partitions.get_partition_keys())} loaded keywords: ")
+    assert str(keywords_file) in message and "not UTF-8" in message
+
+
+def test_a_missing_file_keeps_the_loaded_keywords(keywords_file):
+    keywords_file.unlink()
+    assert _evaluate().startswith("keeping the ")
+
+
+def test_describe_change_names_added_and_removed_keywords():
+    assert describe_change(["a", "b"], ["a", "b", "c d"]) == "+'c d'"
+    assert describe_change(["a", "b"], ["b"]) == "-'a'"
+    assert describe_change(["a", "b"], ["c", "a"]) == "+'c', -'b'"
+    assert describe_change(["a", "b"], ["b", "a"]) == "order changed"
