@@ -46,12 +46,15 @@ def graphql_client(url: str, timeout: int) -> DagsterGraphQLClient:
     )
 
 
-def describe_change(loaded: list[str], in_file: list[str]) -> str:
-    """``+added, -removed`` (or ``order changed``) between the loaded partitions and the file."""
+def describe_change(loaded: list[str], in_file: list[str], shown: int = 5) -> str:
+    """``+added, -removed`` (the first ``shown``, then a count; or ``order changed``) between the loaded
+    partitions and the file."""
     loaded_set, in_file_set = set(loaded), set(in_file)
     added = [key for key in in_file if key not in loaded_set]
     removed = [key for key in loaded if key not in in_file_set]
     parts = [f"+{key!r}" for key in added] + [f"-{key!r}" for key in removed]
+    if len(parts) > shown:
+        parts = [*parts[:shown], f"{len(parts) - shown} more"]
     return ", ".join(parts) if parts else "order changed"
 
 

@@ -72,3 +72,5 @@ def test_describe_change_names_added_and_removed_keywords():
     assert describe_change(["a", "b"], ["b"]) == "-'a'"
     assert describe_change(["a", "b"], ["c", "a"]) == "+'c', -'b'"
     assert describe_change(["a", "b"], ["b", "a"]) == "order changed"
+    many = describe_change(["a"], ["a", *(f"k{i}" for i in range(1000))])
+    assert many == "+'k0', +'k1', +'k2', +'k3', +'k4', 995 more"
