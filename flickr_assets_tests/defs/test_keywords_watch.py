@@ -55,6 +55,13 @@ def test_a_change_without_a_webserver_says_what_changed_and_what_to_do(keywords_
     assert "FLICKR_WEBSERVER_URL" in message and "Reload definitions" in message
 
 
+def test_a_removed_keyword_is_a_change_too(keywords_file, monkeypatch):
+    monkeypatch.setenv("FLICKR_WEBSERVER_URL", f"http://127.0.0.1:{free_port()}")
+    first, *rest = keyword_partitions.get_partition_keys()
+    keywords_file.write_text("\n".join(rest) + "\n", encoding="utf-8")
+    assert f"{keywords_file} changed (-{first!r})" in _evaluate()
+
+
 def test_an_unreadable_file_keeps_the_loaded_keywords(keywords_file):
     keywords_file.write_bytes(b"\xff\xfe colosseum\n")
     message = _evaluate()
