@@ -27,6 +27,15 @@ RELOAD_TIMEOUT_S = 300
 log = logging.getLogger("flickr_assets")
 
 
+class ReloadOutcome:
+    """Why the last reload this process asked for failed (a successful one replaces the process)."""
+
+    failure: str | None = None
+
+
+last_reload = ReloadOutcome()
+
+
 def webserver_url() -> str:
     """``$FLICKR_WEBSERVER_URL``: where the Dagster webserver that shows these definitions listens."""
     return (os.environ.get("FLICKR_WEBSERVER_URL") or DEFAULT_WEBSERVER_URL).rstrip("/")
@@ -71,13 +80,16 @@ def webserver_answers(url: str) -> str | None:
 
 
 def _reload(url: str, location: str) -> None:
+    # A reload that works replaces this process during the call (the webserver completes it anyway), so
+    # only failures are ever seen here; the next tick reports them.
     try:
         info = graphql_client(url, timeout=RELOAD_TIMEOUT_S).reload_repository_location(location)
-    except Exception as error:  # this process is replaced during the call; the webserver completes it anyway
-        log.info("reload of code location %r: %s", location, error)
-        return
-    if info.status != ReloadRepositoryLocationStatus.SUCCESS:
-        log.warning("reloading code location %r failed: %s", location, info.message)
+        failure = None if info.status == ReloadRepositoryLocationStatus.SUCCESS else info.message
+    except Exception as error:
+        failure = f"{type(error).__name__}: {error}"
+    if failure:
+        last_reload.failure = " ".join(failure.split())[:300]
+        log.warning("reloading code location %r through %s failed: %s", location, url, last_reload.failure)
 
 
 @dg.sensor(
@@ -105,7 +117,9 @@ def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
         )
     origin = context.code_location_origin
     location = origin.location_name if origin is not None else DEFAULT_LOCATION
+    failed_before, last_reload.failure = last_reload.failure, None
     # The reload replaces the process evaluating this sensor, so it must not wait for the answer here.
     threading.Thread(target=_reload, args=(url, location), daemon=True).start()
     context.log.info(f"{path} changed ({change}): reloading code location {location!r} through {url}")
-    return dg.SkipReason(f"{path} changed ({change}): asked {url} to reload code location {location!r}")
+    again = f" again (the last reload failed: {failed_before})" if failed_before else ""
+    return dg.SkipReason(f"{path} changed ({change}): asked {url} to reload code location {location!r}{again}")

@@ -3,13 +3,18 @@
 That it makes a running ``dagster dev`` show a new keyword is tested for real in ``test_ui.py``.
 """
 
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from flickr_assets.definitions import defs
-from flickr_assets.defs.keywords_watch import describe_change, keywords_file_watch
+from flickr_assets.defs.keywords_watch import describe_change, keywords_file_watch, last_reload
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets_tests.defs.ui_driver import free_port
 
@@ -60,6 +65,48 @@ def test_a_removed_keyword_is_a_change_too(keywords_file, monkeypatch):
     first, *rest = keyword_partitions.get_partition_keys()
     keywords_file.write_text("\n".join(rest) + "\n", encoding="utf-8")
     assert f"{keywords_file} changed (-{first!r})" in _evaluate()
+
+
+class _RefusingWebserver(BaseHTTPRequestHandler):
+    """Answers like a Dagster webserver whose GraphQL endpoint refuses this caller (e.g. behind a proxy)."""
+
+    def do_GET(self) -> None:
+        body = json.dumps({"dagster_webserver_version": "1.13.27"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.send_error(403, "not allowed to reload")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def refusing_webserver() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingWebserver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    last_reload.failure = None
+
+
+def test_a_refused_reload_is_reported_by_the_next_tick(keywords_file, monkeypatch, refusing_webserver):
+    monkeypatch.setenv("FLICKR_WEBSERVER_URL", refusing_webserver)
+    with keywords_file.open("a", encoding="utf-8") as file:
+        file.write("eiffel tower\n")
+    first = _evaluate()
+    assert first.endswith(f"asked {refusing_webserver} to reload code location 'flickr_assets'"), first
+    deadline = time.monotonic() + 30
+    while last_reload.failure is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert last_reload.failure is not None and "403" in last_reload.failure
+    second = _evaluate()
+    assert "again (the last reload failed: " in second and "403" in second, second
 
 
 def test_an_unreadable_file_keeps_the_loaded_keywords(keywords_file):
