@@ -99,13 +99,28 @@ def _run_ui(port: int) -> int:
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     url = f"http://127.0.0.1:{port}"
     print(f"Dagster UI on {url} (Ctrl-C stops it and the simulator)")
+    # Started in the background by a shell without job control, this process ignores SIGINT, and dagster dev
+    # would inherit that and ignore the SIGINT that stops it; a handler here is reset to the default at exec.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     # keywords_file_watch reloads the definitions through this webserver when the keywords file changes.
     process = subprocess.Popen(command, env={**os.environ, "FLICKR_WEBSERVER_URL": url})
+
+    stopped_by: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        # SIGTERM or SIGHUP (kill, a process manager, a closed terminal) would end this process alone and leave
+        # dagster dev running without its simulator: stop it the way Ctrl-C does; the wait below then returns.
+        stopped_by.append(signum)
+        process.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
     try:
-        return process.wait()
+        code = process.wait()
     except KeyboardInterrupt:
         process.send_signal(signal.SIGINT)
-        return process.wait()
+        code = process.wait()
+    return 128 + stopped_by[0] if stopped_by else code
 
 
 if __name__ == "__main__":
