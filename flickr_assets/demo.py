@@ -99,27 +99,28 @@ def _run_ui(port: int) -> int:
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     url = f"http://127.0.0.1:{port}"
     print(f"Dagster UI on {url} (Ctrl-C stops it and the simulator)")
-    # Started in the background by a shell without job control, this process ignores SIGINT, and dagster dev
-    # would inherit that and ignore the SIGINT that stops it; a handler here is reset to the default at exec.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    # keywords_file_watch reloads the definitions through this webserver when the keywords file changes.
-    process = subprocess.Popen(command, env={**os.environ, "FLICKR_WEBSERVER_URL": url})
-
     stopped_by: list[int] = []
+    started: list[subprocess.Popen] = []
 
     def stop(signum: int, _frame: object) -> None:
-        # SIGTERM or SIGHUP (kill, a process manager, a closed terminal) would end this process alone and leave
-        # dagster dev running without its simulator: stop it the way Ctrl-C does; the wait below then returns.
+        # Ctrl-C, kill, a process manager or a closed terminal: stop dagster dev the way Ctrl-C does (ending
+        # this process alone would leave it running without its simulator); the wait below then returns.
         stopped_by.append(signum)
-        process.send_signal(signal.SIGINT)
+        for process in started:
+            process.send_signal(signal.SIGINT)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    try:
-        code = process.wait()
-    except KeyboardInterrupt:
+    # Handled before dagster dev starts: exec resets handled signals to their default but keeps ignored ones,
+    # and started as a background job this process ignores SIGINT, which dagster dev would then ignore too.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, stop)
+    # A process group of its own, so that one SIGINT reaches dagster dev, from here (a terminal's Ctrl-C
+    # would send it a second one, which aborts its shutdown). keywords_file_watch reloads the definitions
+    # through FLICKR_WEBSERVER_URL when the keywords file changes.
+    process = subprocess.Popen(command, env={**os.environ, "FLICKR_WEBSERVER_URL": url}, process_group=0)
+    started.append(process)
+    if stopped_by:  # asked to stop while it was starting
         process.send_signal(signal.SIGINT)
-        code = process.wait()
+    code = process.wait()
     return 128 + stopped_by[0] if stopped_by else code
 
 

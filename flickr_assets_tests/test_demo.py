@@ -56,10 +56,15 @@ def test_the_demo_harvests_downloads_and_catalogs_every_sample_keyword(tmp_path,
     assert f"catalog: {catalog.num_rows} unique photos" in done.stdout
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGHUP])
-def test_the_ui_stops_whole_when_its_command_is_terminated(tmp_path, simulator_cache, stop_signal):
-    """``make ui`` ended by kill, a process manager or a closed terminal takes dagster dev with it. Started as a
-    background job does it (SIGINT ignored), which dagster dev must not inherit."""
+@pytest.mark.parametrize(
+    ("stop_signal", "to_group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, False)],
+    ids=["ctrl-c", "sigterm", "sighup"],
+)
+def test_the_ui_stops_cleanly_and_whole(tmp_path, simulator_cache, stop_signal, to_group):
+    """``make ui`` ended by Ctrl-C (SIGINT to the terminal's process group), kill, a process manager or a closed
+    terminal stops dagster dev cleanly and takes it along. Started as a background job does it (SIGINT
+    ignored), which dagster dev must not inherit."""
     env = _demo_env(tmp_path)
     port = free_port()
     command = [sys.executable, "-m", "flickr_assets.demo", "--ui", "--port", str(port)]
@@ -87,8 +92,13 @@ def test_the_ui_stops_whole_when_its_command_is_terminated(tmp_path, simulator_c
                 pass
             time.sleep(0.5)
 
-        demo.send_signal(stop_signal)
+        if to_group:
+            os.killpg(demo.pid, stop_signal)
+        else:
+            demo.send_signal(stop_signal)
         assert demo.wait(timeout=90) == 128 + stop_signal, log.read_text()[-3000:]
+        output = log.read_text()
+        assert "Dagster services shut down." in output and "Aborted!" not in output, output[-3000:]
         deadline = time.monotonic() + 30
         while (left := processes_with_env("DAGSTER_HOME", env["DAGSTER_HOME"])) and time.monotonic() < deadline:
             time.sleep(0.5)
