@@ -173,7 +173,7 @@ class _Run:
                 if self.on_progress is not None and time.monotonic() - last_report >= self.options.progress_every:
                     last_report = time.monotonic()
                     self.on_progress(self.progress())
-            if self.on_progress is not None:
+            if self.on_progress is not None and self.total:  # nothing to do: the result line says so
                 self.on_progress(self.progress())
         except BaseException:
             if pool is not None:

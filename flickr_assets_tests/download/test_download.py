@@ -54,8 +54,10 @@ def test_clean_download_matches_the_ground_truth_and_a_rerun_fetches_nothing(sim
 
     before = stored_files(layout, "stonehenge")
     sim.stats.reset()
-    again = download_keyword(layout, "stonehenge", records, DownloadOptions(files_per_shard=40))
+    progress.clear()
+    again = download_keyword(layout, "stonehenge", records, DownloadOptions(files_per_shard=40), progress.append)
     assert again.to_do == 0 and again.requests == 0 and static_counts(sim) == Counter()
+    assert progress == []  # no "0/0 (100%) 0.0 images/s" line for a run with nothing to do
     assert stored_files(layout, "stonehenge") == before and again.counts == result.counts
 
 
