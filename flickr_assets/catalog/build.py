@@ -38,6 +38,7 @@ from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, fin
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.schemas import CATALOG, RECORDS, as_stored
+from flickr_assets.wording import counted
 
 #: Key of the catalog file's metadata listing the keywords it was built from (JSON list).
 KEYWORDS_METADATA_KEY = b"flickr_assets.keywords"
@@ -101,7 +102,7 @@ class CatalogResult:
 
     def __str__(self) -> str:
         return (
-            f"{self.rows} photos from {self.records_read} records of {len(self.keywords_read)} keywords "
+            f"{self.rows} photos from {self.records_read} records of {counted(len(self.keywords_read), 'keyword')} "
             f"({len(self.missing_keywords)} not materialised); {self.multi_keyword_photos} in several keywords; "
             f"{self.exact_duplicate_groups} exact and {self.near_duplicate_groups} near duplicate groups; "
             f"{self.elapsed_s:.1f} s"

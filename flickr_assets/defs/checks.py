@@ -10,6 +10,7 @@ from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.resources import StorageResource
 from flickr_assets.storage.validate import manifest_problems, records_problems
+from flickr_assets.wording import counted
 
 MAX_LISTED = 20
 
@@ -48,7 +49,7 @@ def records_are_valid(context: dg.AssetCheckExecutionContext, storage: StorageRe
         return _result(records_problems(layout, keyword), "records")
     keywords = _materialised(layout.records_file)
     problems = [problem for k in keywords for problem in records_problems(layout, k)]
-    return _result(problems, f"records of {len(keywords)} keywords")
+    return _result(problems, f"records of {counted(len(keywords), 'keyword')}")
 
 
 @dg.asset_check(
@@ -64,7 +65,7 @@ def images_match_manifest(context: dg.AssetCheckExecutionContext, storage: Stora
     # Hashing every image of every keyword could take hours; a keyword's run checks its hashes.
     keywords = _materialised(layout.manifest_file)
     problems = [problem for k in keywords for problem in manifest_problems(layout, k, verify_hashes=False)]
-    return _result(problems, f"images of {len(keywords)} keywords")
+    return _result(problems, f"images of {counted(len(keywords), 'keyword')}")
 
 
 @dg.asset_check(

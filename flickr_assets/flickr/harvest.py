@@ -29,6 +29,7 @@ from flickr_assets.flickr.client import FlickrClient, SearchPage
 from flickr_assets.flickr.errors import TransientFlickrError
 from flickr_assets.flickr.query import SearchQuery, taken_arguments
 from flickr_assets.flickr.records import EXTRAS, BadPhoto, photo_to_row, upload_second
+from flickr_assets.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class HarvestProgress:
 
     def __str__(self) -> str:
         return (
-            f"{self.keyword!r}: {self.photos:,} photos after {self.calls:,} calls, uploads up to "
+            f"{self.keyword!r}: {self.photos:,} photos after {counted(self.calls, 'call')}, uploads up to "
             f"{self.current:%Y-%m-%d %H:%M} ({self.fraction:.0%} of the time span), {self.elapsed:.0f}s"
         )
 

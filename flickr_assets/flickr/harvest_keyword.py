@@ -21,6 +21,7 @@ from flickr_assets.flickr.query import SearchQuery
 from flickr_assets.storage.atomic import remove_stale_temp_files
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.records import RecordsWriter, append_coverage, read_state, write_state
+from flickr_assets.wording import counted
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class HarvestResult:
     def __str__(self) -> str:
         mode = "incremental" if self.incremental else "full"
         return (
-            f"{self.rows:,} rows ({self.new_rows:,} new) from {self.calls:,} calls ({self.retries} retries), "
+            f"{self.rows:,} rows ({self.new_rows:,} new) from {counted(self.calls, 'call')} ({self.retries} retries), "
             f"{mode} {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M}, {self.elapsed:.1f}s"
         )
 

@@ -200,7 +200,7 @@ def test_checks_run_on_their_own_check_every_keyword_and_fail_on_a_missing_image
     assert result.success
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert evaluations["records_are_valid"].passed
-    assert evaluations["records_are_valid"].description == "records of 1 keywords: all good"
+    assert evaluations["records_are_valid"].description == "records of 1 keyword: all good"
     images = evaluations["images_match_manifest"]
-    assert not images.passed and images.description == "1 problem(s) with images of 1 keywords"
+    assert not images.passed and images.description == "1 problem(s) with images of 1 keyword"
     assert f"photo {removed['photo_id']}: image {removed['path']} is missing" in images.metadata["first_problems"].value
