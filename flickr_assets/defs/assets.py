@@ -143,7 +143,7 @@ def photo_images(
         result = download_keyword(layout, keyword, records, options, on_progress=_Progress(context))
     except DiskFull as error:
         raise _permanent(error) from None
-    context.log.info(f"downloaded {result}")  # "downloaded <keyword>: handled …"
+    context.log.info(f"downloaded {result}")
     return dg.MaterializeResult(metadata=download_metadata(layout, keyword, result))
 
 
