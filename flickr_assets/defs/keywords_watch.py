@@ -10,6 +10,7 @@ then shows in the UI, and the schedules use it, without anyone reloading by hand
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -18,6 +19,7 @@ from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
 
 from flickr_assets.defs.partitions import keyword_partitions, keywords_file_path
 from flickr_assets.flickr.keywords import KeywordsFileError, load_keywords_file
+from flickr_assets.wording import counted
 
 DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 DEFAULT_LOCATION = "flickr_assets"
@@ -27,6 +29,7 @@ RELOAD_TIMEOUT_S = 300
 log = logging.getLogger("flickr_assets")
 
 
+@dataclass
 class ReloadOutcome:
     """Why the last reload this process asked for failed (a successful one replaces the process)."""
 
@@ -103,9 +106,9 @@ def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     try:
         in_file = load_keywords_file(path).keywords
     except KeywordsFileError as error:
-        return dg.SkipReason(f"keeping the {len(loaded)} loaded keywords: {error}")
+        return dg.SkipReason(f"keeping the {counted(len(loaded), 'loaded keyword')}: {error}")
     if in_file == loaded:
-        return dg.SkipReason(f"the partitions match {path} ({len(loaded)} keywords)")
+        return dg.SkipReason(f"the partitions match {path} ({counted(len(loaded), 'keyword')})")
 
     change = describe_change(loaded, in_file)
     url = webserver_url()
