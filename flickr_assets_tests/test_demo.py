@@ -16,7 +16,7 @@ import requests
 from flickr_assets.defs.partitions import SAMPLE_KEYWORDS_FILE
 from flickr_assets.flickr.keywords import load_keywords_file
 from flickr_assets.storage.layout import DataLayout
-from flickr_assets_tests.defs.ui_driver import free_port, processes_with_env
+from flickr_assets_tests.defs.ui_driver import LOCATIONS_QUERY, free_port, graphql, processes_with_env
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE_VARIABLES = (
@@ -85,10 +85,11 @@ def test_the_ui_stops_cleanly_and_whole(tmp_path, simulator_cache, stop_signal, 
         while True:
             assert demo.poll() is None, f"make ui exited with {demo.returncode}:\n{log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"no UI on port {port} after 120 s:\n{log.read_text()[-3000:]}"
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=5).ok:
+            try:  # up, with the code location loaded: what a user sees before pressing Ctrl-C
+                entries = graphql(f"http://127.0.0.1:{port}", LOCATIONS_QUERY)["workspaceOrError"]["locationEntries"]
+                if entries and all(entry["loadStatus"] == "LOADED" for entry in entries):
                     break
-            except requests.RequestException:
+            except (requests.RequestException, KeyError, TypeError):
                 pass
             time.sleep(0.5)
 
