@@ -1,8 +1,9 @@
 """The nightly refresh: every keyword's records and images incrementally, then the catalog.
 
-``nightly_keywords`` (default 02:00 UTC, ``$FLICKR_NIGHTLY_CRON``) asks for one run per keyword partition,
-tagged with the night's tick. The runs go through the run queue, whose limits (``dagster_home/dagster.yaml``)
-and the ``flickr_api``/``flickr_static`` pools keep the API and the host from being flooded.
+``nightly_keywords`` (default 02:00 UTC, ``$FLICKR_NIGHTLY_CRON``) asks for one run per keyword partition
+still in the keywords file, tagged with the night's tick. The runs go through the run queue, whose limits
+(``dagster_home/dagster.yaml``) and the ``flickr_api``/``flickr_static`` pools keep the API and the host from
+being flooded.
 ``catalog_after_nightly`` then builds the catalog once every run of that night has ended.
 Both are off until turned on, as Dagster schedules and sensors are.
 """
@@ -13,7 +14,8 @@ from collections.abc import Iterator
 import dagster as dg
 
 from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
-from flickr_assets.defs.partitions import keyword_partitions
+from flickr_assets.defs.partitions import keyword_partitions, keywords_file_path
+from flickr_assets.flickr.keywords import KeywordsFileError, load_keywords_file
 
 NIGHTLY_TAG = "flickr/nightly"
 DEFAULT_CRON = "0 2 * * *"
@@ -42,6 +44,17 @@ def nightly_cron() -> str:
     return cron
 
 
+def scheduled_keywords() -> list[str]:
+    """The keyword partitions still in the keywords file now: a keyword removed from it is not refreshed even
+    before the definitions are reloaded (an unreadable file keeps them all)."""
+    loaded = keyword_partitions.get_partition_keys()
+    try:
+        in_file = set(load_keywords_file(keywords_file_path()).keywords)
+    except KeywordsFileError:
+        return loaded
+    return [keyword for keyword in loaded if keyword in in_file]
+
+
 @dg.schedule(
     cron_schedule=nightly_cron(),
     job=keyword_job,
@@ -50,7 +63,7 @@ def nightly_cron() -> str:
 )
 def nightly_keywords(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
     tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
-    for keyword in keyword_partitions.get_partition_keys():
+    for keyword in scheduled_keywords():
         yield dg.RunRequest(run_key=f"{tick}:{keyword}", partition_key=keyword, tags={NIGHTLY_TAG: tick})
 
 

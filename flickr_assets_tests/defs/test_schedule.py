@@ -51,6 +51,24 @@ def test_nightly_schedule_runs_every_keyword_then_the_sensor_builds_the_catalog(
         assert isinstance(again, dg.SkipReason)
 
 
+def _nightly_keywords(instance: dg.DagsterInstance) -> list[str]:
+    when = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
+    repository = build_definitions().get_repository_def()
+    context = dg.build_schedule_context(instance=instance, repository_def=repository, scheduled_execution_time=when)
+    return [request.partition_key for request in nightly_keywords.evaluate_tick(context).run_requests]
+
+
+def test_a_keyword_removed_from_the_file_is_not_refreshed_even_before_a_reload(tmp_path, monkeypatch):
+    first, *rest = keyword_partitions.get_partition_keys()
+    keywords = tmp_path / "keywords.txt"
+    keywords.write_text("\n".join(rest) + "\n", encoding="utf-8")
+    monkeypatch.setenv("FLICKR_KEYWORDS_FILE", str(keywords))
+    with dg.instance_for_test() as instance:
+        assert _nightly_keywords(instance) == rest
+        keywords.write_bytes(b"\xff\xfe not text")  # unreadable: every loaded keyword is refreshed
+        assert _nightly_keywords(instance) == [first, *rest]
+
+
 def test_schedule_defaults_to_two_utc_and_is_off_until_turned_on():
     assert nightly_keywords.cron_schedule == "0 2 * * *"
     assert nightly_keywords.execution_timezone == "UTC"
