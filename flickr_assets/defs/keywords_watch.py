@@ -10,6 +10,7 @@ then shows in the UI, and the schedules use it, without anyone reloading by hand
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,14 +26,20 @@ DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 DEFAULT_LOCATION = "flickr_assets"
 PING_TIMEOUT_S = 5
 RELOAD_TIMEOUT_S = 300
+#: Under ``dagster dev`` a reload replaces the process evaluating the sensor at once; a standalone
+#: ``dagster-daemon`` runs the sensor in code servers of its own, which it reloads every 60 s: until then the
+#: sensor still sees the old partitions, and must not ask the webserver again and again.
+ASK_AGAIN_AFTER_S = 120
 
 log = logging.getLogger("flickr_assets")
 
 
 @dataclass
 class ReloadOutcome:
-    """Why the last reload this process asked for failed (a successful one replaces the process)."""
+    """The last reload this process asked for: for which keywords, when, and why it failed if it did."""
 
+    keywords: tuple[str, ...] = ()
+    asked_at: float = 0.0
     failure: str | None = None
 
 
@@ -118,9 +125,13 @@ def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
             f"{path} changed ({change}) but no Dagster webserver answered at {url} ({problem}): "
             "set FLICKR_WEBSERVER_URL to the UI's address, or use Reload definitions"
         )
+    asked_s = time.monotonic() - last_reload.asked_at
+    if last_reload.keywords == tuple(in_file) and not last_reload.failure and asked_s < ASK_AGAIN_AFTER_S:
+        return dg.SkipReason(f"{path} changed ({change}): reload asked {asked_s:.0f} s ago, waiting for it")
     origin = context.code_location_origin
     location = origin.location_name if origin is not None else DEFAULT_LOCATION
     failed_before, last_reload.failure = last_reload.failure, None
+    last_reload.keywords, last_reload.asked_at = tuple(in_file), time.monotonic()
     # The reload replaces the process evaluating this sensor, so it must not wait for the answer here.
     threading.Thread(target=_reload, args=(url, location), daemon=True).start()
     context.log.info(f"{path} changed ({change}): reloading code location {location!r} through {url}")

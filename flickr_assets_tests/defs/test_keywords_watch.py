@@ -6,9 +6,10 @@ That it makes a running ``dagster dev`` show a new keyword is tested for real in
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import dagster as dg
 import pytest
@@ -67,46 +68,93 @@ def test_a_removed_keyword_is_a_change_too(keywords_file, monkeypatch):
     assert f"{keywords_file} changed (-{first!r})" in _evaluate()
 
 
-class _RefusingWebserver(BaseHTTPRequestHandler):
-    """Answers like a Dagster webserver whose GraphQL endpoint refuses this caller (e.g. behind a proxy)."""
+ACCEPTED = {
+    "data": {
+        "reloadRepositoryLocation": {
+            "__typename": "WorkspaceLocationEntry",
+            "locationOrLoadError": {"__typename": "RepositoryLocation"},
+        }
+    }
+}
 
-    def do_GET(self) -> None:
-        body = json.dumps({"dagster_webserver_version": "1.13.27"}).encode()
-        self.send_response(200)
+
+class _StubWebserver(BaseHTTPRequestHandler):
+    """Answers like a Dagster webserver whose reload mutation is accepted (without replacing this process, as a
+    standalone daemon's code server is not) or refused (403, e.g. a proxy in front of it)."""
+
+    accept: ClassVar[bool] = False
+    reloads: ClassVar[list[str]] = []  # each test's fixture gives its own subclass a fresh list
+    url: ClassVar[str] = ""
+
+    def _json(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
+    def do_GET(self) -> None:
+        self._json(200, {"dagster_webserver_version": "1.13.27"})
+
     def do_POST(self) -> None:
-        self.send_error(403, "not allowed to reload")
+        self.reloads.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        if self.accept:
+            self._json(200, ACCEPTED)
+        else:
+            self.send_error(403, "not allowed to reload")
 
     def log_message(self, *args: object) -> None:
         pass
 
 
 @pytest.fixture
-def refusing_webserver() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingWebserver)
+def webserver() -> Iterator[type[_StubWebserver]]:
+    """A stub webserver on 127.0.0.1 (its handler class: ``accept``, ``reloads``, ``url``)."""
+    handler = type("Stub", (_StubWebserver,), {"reloads": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield handler
     server.shutdown()
     server.server_close()
-    last_reload.failure = None
+    last_reload.keywords, last_reload.asked_at, last_reload.failure = (), 0.0, None
 
 
-def test_a_refused_reload_is_reported_by_the_next_tick(keywords_file, monkeypatch, refusing_webserver):
-    monkeypatch.setenv("FLICKR_WEBSERVER_URL", refusing_webserver)
+def _wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()
+
+
+def test_a_refused_reload_is_reported_by_the_next_tick(keywords_file, monkeypatch, webserver):
+    monkeypatch.setenv("FLICKR_WEBSERVER_URL", webserver.url)
     with keywords_file.open("a", encoding="utf-8") as file:
         file.write("eiffel tower\n")
     first = _evaluate()
-    assert first.endswith(f"asked {refusing_webserver} to reload code location 'flickr_assets'"), first
-    deadline = time.monotonic() + 30
-    while last_reload.failure is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert last_reload.failure is not None and "403" in last_reload.failure
+    assert first.endswith(f"asked {webserver.url} to reload code location 'flickr_assets'"), first
+    _wait_for(lambda: last_reload.failure is not None)
+    assert "403" in last_reload.failure
     second = _evaluate()
     assert "again (the last reload failed: " in second and "403" in second, second
+    _wait_for(lambda: len(webserver.reloads) == 2)
+
+
+def test_an_accepted_reload_is_not_asked_again_while_the_daemon_catches_up(keywords_file, monkeypatch, webserver):
+    webserver.accept = True
+    monkeypatch.setenv("FLICKR_WEBSERVER_URL", webserver.url)
+    with keywords_file.open("a", encoding="utf-8") as file:
+        file.write("eiffel tower\n")
+    assert "asked" in _evaluate()
+    _wait_for(lambda: len(webserver.reloads) == 1)
+    assert "reloadRepositoryLocation" in webserver.reloads[0] and "flickr_assets" in webserver.reloads[0]
+    waiting = _evaluate()
+    assert waiting.endswith("waiting for it") and "changed (+'eiffel tower')" in waiting, waiting
+    with keywords_file.open("a", encoding="utf-8") as file:  # another change is another reload
+        file.write("mount fuji\n")
+    assert "asked" in _evaluate()
+    _wait_for(lambda: len(webserver.reloads) == 2)
 
 
 def test_an_unreadable_file_keeps_the_loaded_keywords(keywords_file):
