@@ -12,11 +12,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
 from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
+from requests.auth import HTTPBasicAuth
 
 from flickr_assets.defs.partitions import keyword_partitions, keywords_file_path
 from flickr_assets.flickr.keywords import KeywordsFileError, load_keywords_file
@@ -51,16 +52,25 @@ def webserver_url() -> str:
     return (os.environ.get("FLICKR_WEBSERVER_URL") or DEFAULT_WEBSERVER_URL).rstrip("/")
 
 
+def shown(url: str) -> str:
+    """``url`` as ticks and logs show it: a password in it replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
+
+
 def graphql_client(url: str, timeout: int) -> DagsterGraphQLClient:
-    """A GraphQL client of the webserver at ``url`` (``http[s]://host[:port][/prefix]``)."""
+    """A GraphQL client of the webserver at ``url`` (``http[s]://[user:password@]host[:port][/prefix]``)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"FLICKR_WEBSERVER_URL={url!r} is not an http(s) URL such as {DEFAULT_WEBSERVER_URL}")
+        raise ValueError(f"FLICKR_WEBSERVER_URL={shown(url)!r} is not an http(s) URL like {DEFAULT_WEBSERVER_URL}")
     return DagsterGraphQLClient(
         parts.hostname,
         port_number=parts.port,
         use_https=parts.scheme == "https",
         timeout=timeout,
+        auth=HTTPBasicAuth(unquote(parts.username), unquote(parts.password or "")) if parts.username else None,
         path_prefix=parts.path.rstrip("/"),
     )
 
@@ -99,7 +109,7 @@ def _reload(url: str, location: str) -> None:
         failure = f"{type(error).__name__}: {error}"
     if failure:
         last_reload.failure = " ".join(failure.split())[:300]
-        log.warning("reloading code location %r through %s failed: %s", location, url, last_reload.failure)
+        log.warning("reloading code location %r through %s failed: %s", location, shown(url), last_reload.failure)
 
 
 @dg.sensor(
@@ -122,7 +132,7 @@ def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     problem = webserver_answers(url)
     if problem:
         return dg.SkipReason(
-            f"{path} changed ({change}) but no Dagster webserver answered at {url} ({problem}): "
+            f"{path} changed ({change}) but no Dagster webserver answered at {shown(url)} ({problem}): "
             "set FLICKR_WEBSERVER_URL to the UI's address, or use Reload definitions"
         )
     asked_s = time.monotonic() - last_reload.asked_at
@@ -134,6 +144,6 @@ def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     last_reload.keywords, last_reload.asked_at = tuple(in_file), time.monotonic()
     # The reload replaces the process evaluating this sensor, so it must not wait for the answer here.
     threading.Thread(target=_reload, args=(url, location), daemon=True).start()
-    context.log.info(f"{path} changed ({change}): reloading code location {location!r} through {url}")
+    context.log.info(f"{path} changed ({change}): reloading code location {location!r} through {shown(url)}")
     again = f" again (the last reload failed: {failed_before})" if failed_before else ""
-    return dg.SkipReason(f"{path} changed ({change}): asked {url} to reload code location {location!r}{again}")
+    return dg.SkipReason(f"{path} changed ({change}): asked {shown(url)} to reload code location {location!r}{again}")

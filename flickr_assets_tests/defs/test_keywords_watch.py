@@ -3,6 +3,7 @@
 That it makes a running ``dagster dev`` show a new keyword is tested for real in ``test_ui.py``.
 """
 
+import base64
 import json
 import threading
 import time
@@ -15,7 +16,7 @@ import dagster as dg
 import pytest
 
 from flickr_assets.definitions import defs
-from flickr_assets.defs.keywords_watch import describe_change, keywords_file_watch, last_reload
+from flickr_assets.defs.keywords_watch import describe_change, keywords_file_watch, last_reload, shown
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets_tests.defs.ui_driver import free_port
 
@@ -83,7 +84,8 @@ class _StubWebserver(BaseHTTPRequestHandler):
     standalone daemon's code server is not) or refused (403, e.g. a proxy in front of it)."""
 
     accept: ClassVar[bool] = False
-    reloads: ClassVar[list[str]] = []  # each test's fixture gives its own subclass a fresh list
+    reloads: ClassVar[list[str]] = []  # each test's fixture gives its own subclass fresh lists
+    authorizations: ClassVar[list[str | None]] = []
     url: ClassVar[str] = ""
 
     def _json(self, status: int, payload: dict) -> None:
@@ -99,6 +101,7 @@ class _StubWebserver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.reloads.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        self.authorizations.append(self.headers.get("Authorization"))
         if self.accept:
             self._json(200, ACCEPTED)
         else:
@@ -111,7 +114,7 @@ class _StubWebserver(BaseHTTPRequestHandler):
 @pytest.fixture
 def webserver() -> Iterator[type[_StubWebserver]]:
     """A stub webserver on 127.0.0.1 (its handler class: ``accept``, ``reloads``, ``url``)."""
-    handler = type("Stub", (_StubWebserver,), {"reloads": []})
+    handler = type("Stub", (_StubWebserver,), {"reloads": [], "authorizations": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     handler.url = f"http://127.0.0.1:{server.server_address[1]}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -155,6 +158,23 @@ def test_an_accepted_reload_is_not_asked_again_while_the_daemon_catches_up(keywo
         file.write("mount fuji\n")
     assert "asked" in _evaluate()
     _wait_for(lambda: len(webserver.reloads) == 2)
+
+
+def test_a_password_in_the_webserver_url_is_sent_but_never_shown(keywords_file, monkeypatch, webserver):
+    webserver.accept = True
+    url = webserver.url.replace("http://", "http://admin:s3cr%40t@")
+    monkeypatch.setenv("FLICKR_WEBSERVER_URL", url)
+    with keywords_file.open("a", encoding="utf-8") as file:
+        file.write("eiffel tower\n")
+    message = _evaluate()
+    assert "s3cr" not in message and webserver.url.replace("http://", "http://admin:***@") in message, message
+    _wait_for(lambda: len(webserver.authorizations) == 1)
+    assert webserver.authorizations == ["Basic " + base64.b64encode(b"admin:s3cr@t").decode()]
+
+
+def test_shown_hides_only_the_password():
+    assert shown("https://admin:pw@dagster.example:8443/prefix") == "https://admin:***@dagster.example:8443/prefix"
+    assert shown("http://127.0.0.1:3000") == "http://127.0.0.1:3000"
 
 
 def test_an_unreadable_file_keeps_the_loaded_keywords(keywords_file):
