@@ -115,8 +115,11 @@ def wait_for_partition(base_url: str, asset: str, key: str, timeout: float) -> f
     started = time.monotonic()
     keys: list[str] = []
     while time.monotonic() < started + timeout:
-        nodes = graphql(base_url, PARTITIONS_QUERY, {"path": [asset]})["assetNodes"]
-        keys = nodes[0]["partitionKeys"] if nodes else []
+        try:
+            nodes = graphql(base_url, PARTITIONS_QUERY, {"path": [asset]})["assetNodes"]
+        except (requests.RequestException, RuntimeError):  # the code location may be reloading right now
+            nodes = []
+        keys = nodes[0]["partitionKeys"] if nodes else keys
         if key in keys:
             return time.monotonic() - started
         time.sleep(1.0)
