@@ -19,8 +19,8 @@ from flickr_assets.storage.layout import DataLayout
 from flickr_assets_tests.defs.ui_driver import LOCATIONS_QUERY, free_port, graphql, processes_with_env
 
 REPO = Path(__file__).resolve().parents[1]
-PIPELINE_VARIABLES = (
-    *("FLICKR_API_KEY", "FLICKR_API_SECRET", "FLICKR_API_URL", "FLICKR_DATA_DIR", "FLICKR_KEYWORDS_FILE"),
+PIPELINE_VARIABLES = frozenset(
+    {"FLICKR_API_KEY", "FLICKR_API_SECRET", "FLICKR_API_URL", "FLICKR_DATA_DIR", "FLICKR_KEYWORDS_FILE"}
 )
 
 pytestmark = pytest.mark.slow
