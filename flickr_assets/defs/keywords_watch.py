@@ -87,6 +87,13 @@ def describe_change(loaded: list[str], in_file: list[str], shown: int = 5) -> st
     return ", ".join(parts) if parts else "order changed"
 
 
+def skipped_lines(problems: list[str], shown: int = 3) -> str:
+    """The keywords file's unusable lines, the first ``shown`` of them and then a count."""
+    listed = "; ".join(problems[:shown])
+    more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
+    return f"{counted(len(problems), 'line')} skipped: {listed}{more}"
+
+
 def webserver_answers(url: str) -> str | None:
     """None when a Dagster webserver answers at ``url``, else what went wrong, in a few words."""
     try:
@@ -121,11 +128,14 @@ def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     path = keywords_file_path()
     loaded = keyword_partitions.get_partition_keys()
     try:
-        in_file = load_keywords_file(path).keywords
+        parsed = load_keywords_file(path)
     except KeywordsFileError as error:
         return dg.SkipReason(f"keeping the {counted(len(loaded), 'loaded keyword')}: {error}")
+    in_file = parsed.keywords
     if in_file == loaded:
-        return dg.SkipReason(f"the partitions match {path} ({counted(len(loaded), 'keyword')})")
+        # A line the user just added and that cannot be a partition would otherwise vanish without a word.
+        skipped = f"; {skipped_lines(parsed.problems)}" if parsed.problems else ""
+        return dg.SkipReason(f"the partitions match {path} ({counted(len(loaded), 'keyword')}){skipped}")
 
     change = describe_change(loaded, in_file)
     url = webserver_url()

@@ -51,6 +51,15 @@ def test_comments_and_options_are_not_changes(keywords_file):
     assert _evaluate().startswith("the partitions match")
 
 
+def test_lines_that_cannot_be_partitions_are_named_in_the_tick(keywords_file):
+    with keywords_file.open("a", encoding="utf-8") as file:
+        file.write("...\n")
+    line = len(keyword_partitions.get_partition_keys()) + 1
+    message = _evaluate()
+    assert message.startswith("the partitions match"), message
+    assert f"; 1 line skipped: {keywords_file} line {line}: keyword consists only of dots" in message, message
+
+
 def test_a_change_without_a_webserver_says_what_changed_and_what_to_do(keywords_file, monkeypatch):
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("FLICKR_WEBSERVER_URL", url)
