@@ -75,23 +75,22 @@ def graphql_client(url: str, timeout: int) -> DagsterGraphQLClient:
     )
 
 
-def describe_change(loaded: list[str], in_file: list[str], shown: int = 5) -> str:
-    """``+added, -removed`` (the first ``shown``, then a count; or ``order changed``) between the loaded
+def describe_change(loaded: list[str], in_file: list[str], listed: int = 5) -> str:
+    """``+added, -removed`` (the first ``listed``, then a count; or ``order changed``) between the loaded
     partitions and the file."""
     loaded_set, in_file_set = set(loaded), set(in_file)
     added = [key for key in in_file if key not in loaded_set]
     removed = [key for key in loaded if key not in in_file_set]
     parts = [f"+{key!r}" for key in added] + [f"-{key!r}" for key in removed]
-    if len(parts) > shown:
-        parts = [*parts[:shown], f"{len(parts) - shown} more"]
+    if len(parts) > listed:
+        parts = [*parts[:listed], f"{len(parts) - listed} more"]
     return ", ".join(parts) if parts else "order changed"
 
 
-def skipped_lines(problems: list[str], shown: int = 3) -> str:
-    """The keywords file's unusable lines, the first ``shown`` of them and then a count."""
-    listed = "; ".join(problems[:shown])
-    more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
-    return f"{counted(len(problems), 'line')} skipped: {listed}{more}"
+def skipped_lines(problems: list[str], listed: int = 3) -> str:
+    """The keywords file's unusable lines, the first ``listed`` of them and then a count."""
+    more = f"; and {len(problems) - listed} more" if len(problems) > listed else ""
+    return f"{counted(len(problems), 'line')} skipped: {'; '.join(problems[:listed])}{more}"
 
 
 def webserver_answers(url: str) -> str | None:
