@@ -24,9 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flickr_assets.catalog.duplicates import (
-    MAX_DISTANCE,
     BandPlan,
     NearSearch,
+    check_distance,
     distinct,
     exact_duplicate_groups,
     near_duplicate_groups,
@@ -156,8 +156,7 @@ class _Writer:
 
 def check_options(near_distance: int, compression: str) -> None:
     """Raise ``ValueError`` naming the option if ``near_distance`` or ``compression`` cannot be used."""
-    if not 0 <= near_distance <= MAX_DISTANCE:
-        raise ValueError(f"near_distance must be between 0 and {MAX_DISTANCE} bits, not {near_distance}")
+    check_distance(near_distance, "near_distance")
     codec = compression.lower()
     if codec not in PARQUET_CODECS or (codec != "none" and not pa.Codec.is_available(codec)):
         raise ValueError(f"compression must be one of {', '.join(PARQUET_CODECS)}, not {compression!r}")

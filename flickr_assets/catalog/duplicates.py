@@ -48,6 +48,12 @@ _SPLIT_BITS = 10
 BRUTE_FORCE_HASHES = 1_500
 
 
+def check_distance(distance: int, name: str = "near-duplicate distance") -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``distance`` is a Hamming distance the search takes."""
+    if not 0 <= distance <= MAX_DISTANCE:
+        raise ValueError(f"{name} must be between 0 and {MAX_DISTANCE} bits, not {distance}")
+
+
 class SearchCancelled(Exception):
     """A near-duplicate search stopped early because its ``cancel`` event was set."""
 
@@ -221,8 +227,7 @@ def near_pairs(
     search stops before its next run of buckets and raises :class:`SearchCancelled` (a build that failed
     elsewhere need not wait for a search of millions of hashes).
     """
-    if not 0 <= max_distance <= MAX_DISTANCE:
-        raise ValueError(f"near-duplicate distance must be between 0 and {MAX_DISTANCE}, not {max_distance}")
+    check_distance(max_distance)
     hashes = np.ascontiguousarray(hashes).view(np.uint64)
     if len(hashes) < 2:
         return np.empty((0, 2), np.int64)
