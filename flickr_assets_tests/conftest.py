@@ -41,7 +41,16 @@ def sim(simulator: Simulator) -> Iterator[Simulator]:
 
 
 @pytest.fixture
-def pipeline_env(sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def dagster_home(tmp_path: Path) -> Path:
+    """A fresh Dagster instance folder holding the project's ``dagster.yaml``."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    return home
+
+
+@pytest.fixture
+def pipeline_env(sim: Simulator, tmp_path: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """Environment variables that point the pipeline at the simulator and a fresh data folder."""
     env = {
         "FLICKR_API_KEY": DEMO_API_KEY,
@@ -49,10 +58,8 @@ def pipeline_env(sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         "FLICKR_API_URL": sim.rest_url,
         "FLICKR_DATA_DIR": str(tmp_path / "data"),
         "FLICKR_API_CALLS_PER_HOUR": "360000",
-        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+        "DAGSTER_HOME": str(dagster_home),
     }
-    (tmp_path / "dagster_home").mkdir()
-    (tmp_path / "dagster_home" / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env

@@ -26,18 +26,16 @@ PIPELINE_VARIABLES = frozenset(
 pytestmark = pytest.mark.slow
 
 
-def _demo_env(tmp_path: Path) -> dict[str, str]:
+def _demo_env(dagster_home: Path) -> dict[str, str]:
     """The caller's environment without any pipeline setting (the demo sets its own), and a fresh instance."""
     env = {name: value for name, value in os.environ.items() if name not in PIPELINE_VARIABLES}
-    (home := tmp_path / "dagster_home").mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
-    return {**env, "DAGSTER_HOME": str(home)}
+    return {**env, "DAGSTER_HOME": str(dagster_home)}
 
 
-def test_the_demo_harvests_downloads_and_catalogs_every_sample_keyword(tmp_path, simulator_cache):
+def test_the_demo_harvests_downloads_and_catalogs_every_sample_keyword(tmp_path, dagster_home, simulator_cache):
     data = tmp_path / "data"
     command = [sys.executable, "-m", "flickr_assets.demo", "--data-dir", str(data), "--cache-dir", str(simulator_cache)]
-    done = subprocess.run(command, cwd=REPO, env=_demo_env(tmp_path), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=REPO, env=_demo_env(dagster_home), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     layout = DataLayout.at(data)
@@ -61,11 +59,11 @@ def test_the_demo_harvests_downloads_and_catalogs_every_sample_keyword(tmp_path,
     [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGHUP, False)],
     ids=["ctrl-c", "sigterm", "sighup"],
 )
-def test_the_ui_stops_cleanly_and_whole(tmp_path, simulator_cache, stop_signal, to_group):
+def test_the_ui_stops_cleanly_and_whole(tmp_path, dagster_home, simulator_cache, stop_signal, to_group):
     """``make ui`` ended by Ctrl-C (SIGINT to the terminal's process group), kill, a process manager or a closed
     terminal stops dagster dev cleanly and takes it along. Started as a background job does it (SIGINT
     ignored), which dagster dev must not inherit."""
-    env = _demo_env(tmp_path)
+    env = _demo_env(dagster_home)
     port = free_port()
     command = [sys.executable, "-m", "flickr_assets.demo", "--ui", "--port", str(port)]
     command += ["--data-dir", str(tmp_path / "data"), "--cache-dir", str(simulator_cache)]
