@@ -12,16 +12,19 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
-from dagster_graphql import DagsterGraphQLClient, ReloadRepositoryLocationStatus
 from requests.auth import HTTPBasicAuth
 
 from flickr_assets.defs.partitions import keyword_partitions, keywords_file_path
 from flickr_assets.flickr.keywords import KeywordsFileError, load_keywords_file
 from flickr_assets.wording import counted
+
+if TYPE_CHECKING:
+    from dagster_graphql import DagsterGraphQLClient
 
 DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 DEFAULT_LOCATION = "flickr_assets"
@@ -60,8 +63,12 @@ def shown(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
 
 
-def graphql_client(url: str, timeout: int) -> DagsterGraphQLClient:
+def graphql_client(url: str, timeout: int) -> "DagsterGraphQLClient":
     """A GraphQL client of the webserver at ``url`` (``http[s]://[user:password@]host[:port][/prefix]``)."""
+    # Imported here: ~0.2 s and ~300 modules that every load of the definitions (each CLI call, each run)
+    # would pay, while only a changed keywords file needs them.
+    from dagster_graphql import DagsterGraphQLClient
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"FLICKR_WEBSERVER_URL={shown(url)!r} is not an http(s) URL like {DEFAULT_WEBSERVER_URL}")
@@ -108,6 +115,8 @@ def webserver_answers(url: str) -> str | None:
 def _reload(url: str, location: str) -> None:
     # A reload that works replaces this process during the call (the webserver completes it anyway), so
     # only failures are ever seen here; the next tick reports them.
+    from dagster_graphql import ReloadRepositoryLocationStatus
+
     try:
         info = graphql_client(url, timeout=RELOAD_TIMEOUT_S).reload_repository_location(location)
         failure = None if info.status == ReloadRepositoryLocationStatus.SUCCESS else info.message
