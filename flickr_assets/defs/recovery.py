@@ -31,11 +31,22 @@ def _process_alive(pid: int, since: float) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        started = Path(f"/proc/{pid}").stat().st_ctime
-    except OSError:
+    started = process_start_time(pid)
+    if started is None:
         return True  # no /proc: trust the signal check
-    return started <= since + 1.0
+    return started <= since + 1.0  # boot time is whole seconds
+
+
+def process_start_time(pid: int) -> float | None:
+    """When ``pid`` started (unix time), from ``/proc``: its start in clock ticks after boot plus the boot time.
+    (The ctime of ``/proc/<pid>`` is not it: that is when the kernel first built the entry.) None without
+    ``/proc`` or once the process is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        return int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, StopIteration, IndexError, ValueError):
+        return None
 
 
 def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
