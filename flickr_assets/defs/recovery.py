@@ -3,11 +3,18 @@
 A killed run stays ``STARTED`` in the instance and keeps the pool slot its step held (``flickr_api`` /
 ``flickr_static`` allow one each), so every later run of that pool waits for it forever. Dagster's run
 monitoring daemon only watches runs it launched itself; in-process runs (the demo, scripts, the CLI) need
-this: before starting work, mark each run of this machine whose process is gone as failed and free its slots.
+this: before starting work, mark each run whose process is gone as failed and free its slots.
+
+A process number means something only where it was given: each run tags itself with its host, boot and PID
+namespace (``HOST_TAG``) before any step takes a slot, and only runs tagged like the current process are
+judged by their pid; a run from an earlier boot of this host is gone for sure; other hosts' and containers'
+runs are left to their own.
 """
 
 import logging
 import os
+import socket
+from functools import cache
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +22,39 @@ import dagster as dg
 log = logging.getLogger("flickr_assets")
 
 _LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+#: The run tag holding where the run's process lives: ``host|boot id|pid namespace``.
+HOST_TAG = "flickr_assets/process"
+
+
+@cache
+def process_place() -> str:
+    """Where this process's pid means something: host name, boot id and PID namespace (``HOST_TAG``'s value;
+    ``?`` for what this system does not tell)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        boot = namespace = "?"
+    return f"{socket.gethostname()}|{boot}|{namespace}"
+
+
+def tag_run_place(instance: dg.DagsterInstance, run_id: str) -> None:
+    """Record where run ``run_id``'s process lives (``HOST_TAG``), so later runs can judge whether it is gone."""
+    instance.add_run_tags(run_id, {HOST_TAG: process_place()})
+
+
+def judge_place(tagged: str | None, here: str) -> str:
+    """How a run tagged ``tagged`` is judged from a process at ``here``: ``"pid"`` (same host, boot and PID
+    namespace: its pid tells), ``"gone"`` (this host rebooted since) or ``"elsewhere"`` (not ours to judge; also
+    an untagged run, killed before it set up, which holds no slot)."""
+    if tagged is None:
+        return "elsewhere"
+    if tagged == here:
+        return "pid"
+    host, boot, *_ = [*tagged.split("|"), ""]
+    here_host, here_boot, *_ = here.split("|")
+    return "gone" if host == here_host and boot != here_boot and "?" not in (boot, here_boot) else "elsewhere"
 
 
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -52,13 +92,18 @@ def process_start_time(pid: int) -> float | None:
 def recover_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark runs whose process no longer exists as failed and free their pool slots; return their IDs."""
     recovered = []
+    here = process_place()
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=_LIVE_STATUSES)):
         run = record.dagster_run
+        judged = judge_place(run.tags.get(HOST_TAG), here)
+        if judged == "elsewhere":
+            continue
         pid = _run_pid(instance, run.run_id)
         started = record.start_time or record.create_timestamp.timestamp()
-        if pid is None or _process_alive(pid, started):
+        if judged == "pid" and (pid is None or _process_alive(pid, started)):
             continue
-        message = f"the process of run {run.run_id} (pid {pid}) is gone (killed?): marked failed, pool slots freed"
+        why = "is gone (killed?)" if judged == "pid" else "ended with an earlier boot of this host"
+        message = f"the process of run {run.run_id} (pid {pid}) {why}: marked failed, pool slots freed"
         instance.report_run_failed(run, message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         log.warning(message)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from flickr_assets.defs.recovery import recover_dead_runs
+from flickr_assets.defs.recovery import recover_dead_runs, tag_run_place
 from flickr_assets.flickr.client import FLICKR_REST_URL, FlickrClient
 from flickr_assets.flickr.errors import KEY_HELP
 from flickr_assets.flickr.ratelimit import ApiBudget
@@ -26,9 +26,11 @@ class StorageResource(dg.ConfigurableResource):
     data_dir: str = "data"
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # Runs start here before any step asks for a pool slot: free the slots of runs that were killed, or
-        # every later run of that pool would wait for them forever.
+        # Runs start here before any step asks for a pool slot: say where this run's process lives, and free the
+        # slots of runs that were killed, or every later run of that pool would wait for them forever.
         if context.instance is not None:
+            if context.run_id is not None:
+                tag_run_place(context.instance, context.run_id)
             recover_dead_runs(context.instance)
 
     @property

@@ -4,10 +4,22 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import dagster as dg
 import pytest
 
-from flickr_assets.defs.recovery import _process_alive, process_start_time
+from flickr_assets.defs.recovery import (
+    HOST_TAG,
+    _process_alive,
+    judge_place,
+    process_place,
+    process_start_time,
+    recover_dead_runs,
+)
+from flickr_assets.simulator import Faults
+
+BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -52,3 +64,72 @@ def test_a_reaped_process_is_gone() -> None:
 def test_start_time_of_this_process() -> None:
     started = process_start_time(os.getpid())
     assert started is not None and 0 < time.time() - started < 3600
+
+
+def _started_run(instance: dg.DagsterInstance, process: subprocess.Popen, timeout: float = 120) -> dg.DagsterRun:
+    """The run of ``process`` once it is STARTED, tagged with its place and holding its ``flickr_api`` slot."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stdout.read() if process.stdout else "the run ended early"
+        runs = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        if (
+            runs
+            and HOST_TAG in runs[0].tags
+            and instance.event_log_storage.get_concurrency_info("flickr_api").claimed_slots
+        ):
+            return runs[0]
+        time.sleep(0.2)
+    raise AssertionError("the run never started")
+
+
+@pytest.mark.slow
+def test_a_killed_run_is_failed_and_its_slot_freed_a_live_one_is_left(pipeline_env, sim) -> None:
+    sim.faults = Faults(slow=1.0, slow_seconds=1.0)  # every call is slow: the harvest holds its slot for a while
+    args = [str(BIN / "dagster"), "asset", "materialize", "-m", "flickr_assets.definitions",
+            "--select", "photo_records", "--partition", "colosseum"]  # fmt: skip
+    with dg.DagsterInstance.get() as instance:
+        process = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            run = _started_run(instance, process)
+            assert run.tags[HOST_TAG] == process_place()
+            assert recover_dead_runs(instance) == []  # alive: left alone, however long it has been running
+
+            process.kill()
+            process.wait()
+            assert recover_dead_runs(instance) == [run.run_id]
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert not instance.event_log_storage.get_concurrency_info("flickr_api").claimed_slots
+        finally:
+            process.kill()
+
+
+@pytest.mark.slow
+def test_a_run_of_another_host_is_not_judged_here(pipeline_env, sim) -> None:
+    sim.faults = Faults(slow=1.0, slow_seconds=1.0)
+    args = [str(BIN / "dagster"), "asset", "materialize", "-m", "flickr_assets.definitions",
+            "--select", "photo_records", "--partition", "colosseum"]  # fmt: skip
+    with dg.DagsterInstance.get() as instance:
+        process = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            run = _started_run(instance, process)
+            process.kill()
+            process.wait()
+            # As if it had run in a container of its own: its pid says nothing here.
+            host, boot, _ = process_place().split("|")
+            instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|{boot}|pid:[1]"})
+            assert recover_dead_runs(instance) == []
+            # The same host after a reboot: gone for sure.
+            instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|another-boot|pid:[1]"})
+            assert recover_dead_runs(instance) == [run.run_id]
+        finally:
+            process.kill()
+
+
+def test_places_are_judged() -> None:
+    here = "vm|boot-1|pid:[4026531836]"
+    assert judge_place(here, here) == "pid"
+    assert judge_place("vm|boot-0|pid:[4026531836]", here) == "gone"
+    assert judge_place("vm|boot-1|pid:[4026532001]", here) == "elsewhere"  # a container on this host
+    assert judge_place("worker-7|boot-1|pid:[4026531836]", here) == "elsewhere"
+    assert judge_place(None, here) == "elsewhere"
+    assert judge_place("vm|?|pid:[1]", here) == "elsewhere"  # no boot id to compare
