@@ -26,10 +26,10 @@ from flickr_assets.download.workers import WorkerPool
 from flickr_assets.storage.atomic import make_durable, remove_stale_temp_files
 from flickr_assets.storage.keys import validate_keyword
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.locks import keyword_lock
 from flickr_assets.storage.manifest import (
     ManifestJournal,
     journal_file,
-    keyword_lock,
     load_rows,
     merge_journal,
     read_manifest,
@@ -60,7 +60,7 @@ def download_keyword(
     validate_keyword(keyword)
     source = open_records(records)
     started = time.monotonic()
-    with keyword_lock(layout, keyword):
+    with keyword_lock(layout, keyword, "download"):
         removed = remove_stale_temp_files(layout.images_dir(keyword))
         removed += remove_stale_temp_files(layout.manifest_dir(keyword))
         merged = {row["photo_id"]: row for row in read_manifest(layout, keyword).to_pylist()}

@@ -20,6 +20,7 @@ from flickr_assets.flickr.harvest import Harvest, HarvestProgress, WindowCoverag
 from flickr_assets.flickr.query import SearchQuery
 from flickr_assets.storage.atomic import remove_stale_temp_files
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.locks import keyword_lock
 from flickr_assets.storage.records import RecordsWriter, append_coverage, read_state, write_state
 from flickr_assets.wording import counted
 
@@ -90,9 +91,23 @@ def harvest_keyword(
 ) -> HarvestResult:
     """Harvest ``query`` into ``layout``'s records store for ``query.keyword``; see the module docstring.
 
-    Raises ``ValueError`` for a negative ``overlap`` (:func:`check_overlap`).
+    Raises ``ValueError`` for a negative ``overlap`` (:func:`check_overlap`), and
+    :class:`~flickr_assets.storage.locks.KeywordBusy` while another process harvests the keyword.
     """
     check_overlap(overlap)
+    with keyword_lock(layout, query.keyword, "harvest"):
+        return _harvest(layout, client, query, full_refresh, overlap, now, on_progress)
+
+
+def _harvest(
+    layout: DataLayout,
+    client: FlickrClient,
+    query: SearchQuery,
+    full_refresh: bool,
+    overlap: timedelta,
+    now: datetime | None,
+    on_progress: Callable[[HarvestProgress], None] | None,
+) -> HarvestResult:
     started = time.monotonic()
     keyword = query.keyword
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)

@@ -5,6 +5,7 @@
     records/keyword=<enc>/photos.parquet        one row per photo found for the keyword
     records/keyword=<enc>/_coverage.parquet     one row per search window (ignored by dataset readers)
     records/keyword=<enc>/_state.json           harvest watermark for incremental runs
+    records/keyword=<enc>/.lock                 held while the keyword is harvested
     images/<enc>/<NNNN>/<id>_<secret>_<server>_<owner>.jpg
     manifests/keyword=<enc>/manifest.parquet    one row per record: the outcome of its download
     manifests/keyword=<enc>/_journal.jsonl      rows of a download in progress (``storage.manifest``)

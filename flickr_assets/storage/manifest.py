@@ -8,9 +8,7 @@ replays rows already merged. :func:`load_rows` gives the current truth: the Parq
 journal, the latest row per photo winning.
 """
 
-import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -28,17 +26,12 @@ from flickr_assets.storage.schemas import MANIFEST, STATUSES
 log = logging.getLogger(__name__)
 
 JOURNAL_NAME = "_journal.jsonl"
-LOCK_NAME = ".lock"
 _REQUIRED = [field.name for field in MANIFEST if not field.nullable]
 _FIELDS = frozenset(MANIFEST.names)
 
 
 class ManifestError(ValueError):
     """A manifest row or file that cannot be used, with what is wrong and where."""
-
-
-class KeywordBusy(RuntimeError):
-    """Another process holds the download lock of the keyword."""
 
 
 def journal_file(layout: DataLayout, keyword: str) -> Path:
@@ -172,24 +165,6 @@ class ManifestJournal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@contextlib.contextmanager
-def keyword_lock(layout: DataLayout, keyword: str) -> Iterator[None]:
-    """Hold the keyword's download lock (released by the OS even if the process is killed)."""
-    folder = layout.manifest_dir(keyword)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise KeywordBusy(
-                f"keyword {keyword!r} is being downloaded by another process (lock {folder / LOCK_NAME})"
-            ) from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def _ends_with_newline(path: Path) -> bool:

@@ -14,6 +14,7 @@ from flickr_assets.flickr.query import SearchQuery
 from flickr_assets.flickr.ratelimit import ApiBudget
 from flickr_assets.simulator import DEMO_API_KEY, DEMO_API_SECRET, Faults
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.locks import LOCK_NAME, KeywordBusy, keyword_lock
 from flickr_assets.storage.validate import records_problems
 
 FAULTS = Faults(seed=11, rest_5xx=0.10, rest_429=0.05, api_error=0.05, slow=0.05, slow_seconds=0.3, retry_after=1)
@@ -144,7 +145,7 @@ def test_invalid_key_fails_at_once_and_writes_nothing(sim, tmp_path):
         harvest_keyword(layout, client, SearchQuery(keyword="colosseum"))
     assert sim.stats.snapshot()["rest_calls"] == 1
     assert not layout.records_file("colosseum").exists()
-    assert list(layout.records_dir("colosseum").glob(".*")) == []
+    assert [path.name for path in layout.records_dir("colosseum").glob(".*")] == [LOCK_NAME]  # no temp file
 
 
 class Interrupt(Exception):
@@ -184,3 +185,16 @@ def test_progress_is_reported_at_least_every_ten_calls(sim, tmp_path):
     assert [r.calls for r in reports] == sorted(r.calls for r in reports)
     assert reports[-1].photos == result.unique_harvested and reports[-1].fraction == 1.0
     assert "mount fuji" in str(reports[0]) and "calls" in str(reports[0])
+
+
+def test_a_second_harvest_of_the_keyword_is_refused_and_leaves_the_first_ones_files(sim, tmp_path):
+    layout = DataLayout.at(tmp_path / "data")
+    folder = layout.records_dir("colosseum")
+    folder.mkdir(parents=True)
+    scratch = folder / ".harvest.in-progress.tmp"  # the first harvest's scratch file, as RecordsWriter names them
+    scratch.write_bytes(b"rows so far")
+    busy = pytest.raises(KeywordBusy, match="'colosseum' is being harvested by another process")
+    with keyword_lock(layout, "colosseum", "harvest"), busy:  # the first harvest is in progress
+        harvest_keyword(layout, make_client(sim, layout), SearchQuery(keyword="colosseum"))
+    assert scratch.read_bytes() == b"rows so far"
+    assert sim.stats.snapshot()["rest_calls"] == 0  # refused before any call

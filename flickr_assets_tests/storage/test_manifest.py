@@ -9,12 +9,10 @@ import pytest
 
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.manifest import (
-    KeywordBusy,
     ManifestError,
     ManifestJournal,
     check_row,
     journal_file,
-    keyword_lock,
     load_rows,
     merge_journal,
     read_manifest,
@@ -136,13 +134,3 @@ def test_an_unreadable_manifest_names_its_path(layout):
     with pytest.raises(ManifestError, match="unreadable manifest") as caught:
         read_manifest(layout, "k")
     assert str(path) in str(caught.value)
-
-
-def test_one_download_per_keyword_at_a_time(layout):
-    with keyword_lock(layout, "k"):
-        with pytest.raises(KeywordBusy, match="'k' is being downloaded by another process"), keyword_lock(layout, "k"):
-            pass
-        with keyword_lock(layout, "other"):
-            pass
-    with keyword_lock(layout, "k"):  # released
-        pass
