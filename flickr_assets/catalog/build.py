@@ -37,7 +37,7 @@ from flickr_assets.catalog.images import ImageChoice, bytes_to_sha, choose_image
 from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources, read_ahead
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.layout import DataLayout
-from flickr_assets.storage.schemas import CATALOG, RECORDS, as_stored
+from flickr_assets.storage.schemas import CATALOG, RECORDS, SchemaMismatch, as_stored, conform
 from flickr_assets.wording import counted
 
 #: Key of the catalog file's metadata listing the keywords it was built from (JSON list).
@@ -350,15 +350,10 @@ def _rows(source: SourceFile, photos: np.ndarray, groups: RecordGroups) -> pa.Ta
         table = table.take(pa.array(rows))  # 0.3 us per row on records files, a mask filter 0.4-0.5
     if not np.array_equal(table["photo_id"].to_numpy(), groups.photo_ids[photos]):
         raise CatalogError(f"{source.path}: rows moved while the catalog was being built; run it again")
-    if table.schema.equals(RECORD_SCHEMA):
-        return table
-    for name in RECORD_COLUMNS:
-        if name not in table.column_names:
-            table = table.append_column(name, pa.nulls(len(table), RECORD_SCHEMA.field(name).type))
     try:
-        return table.select(RECORD_COLUMNS).cast(RECORD_SCHEMA)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-        raise CatalogError(f"{source.path}: columns do not match the records schema ({error})") from error
+        return conform(table, RECORD_SCHEMA)
+    except SchemaMismatch as error:
+        raise CatalogError(f"records file {source.path} {error}") from None
 
 
 def _add_catalog_columns(

@@ -20,7 +20,7 @@ from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import check_overlap, harvest_keyword
 from flickr_assets.storage.layout import DataFolderError, DataLayout
-from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS
+from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS, SchemaMismatch
 
 
 class RecordsConfig(dg.Config):
@@ -109,7 +109,7 @@ def photo_records(
             overlap=overlap,
             on_progress=_Progress(context),
         )
-    except PermanentFlickrError as error:
+    except (PermanentFlickrError, SchemaMismatch) as error:
         raise _permanent(error) from None
     context.log.info(f"harvested {keyword!r}: {result}")
     return dg.MaterializeResult(metadata=harvest_metadata(layout, keyword, result))

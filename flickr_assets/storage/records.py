@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from flickr_assets.storage.atomic import TEMP_SUFFIX, atomic_path, write_text
 from flickr_assets.storage.layout import DataLayout
-from flickr_assets.storage.schemas import COVERAGE, RECORDS
+from flickr_assets.storage.schemas import COVERAGE, RECORDS, SchemaMismatch, conform
 
 ROW_GROUP_SIZE = 50_000
 READ_BATCH_SIZE = 50_000
@@ -99,7 +99,7 @@ class RecordsWriter:
                     if replace:
                         dropped += int(stays.sum())
                         continue
-                    table = _conform(batch).filter(pa.array(stays))
+                    table = _conform(batch, self.final).filter(pa.array(stays))
                     if table.num_rows:
                         out.write_table(table, row_group_size=self.row_group_size)
                         written += table.num_rows
@@ -107,7 +107,7 @@ class RecordsWriter:
             for batch in pq.ParquetFile(self.scratch).iter_batches(READ_BATCH_SIZE, use_threads=False):
                 mask = keep[offset : offset + batch.num_rows]
                 offset += batch.num_rows
-                table = _conform(batch).filter(pa.array(mask))
+                table = _conform(batch, self.scratch).filter(pa.array(mask))
                 table = _with_old_first_seen(table, old_ids, old_first)
                 if table.num_rows:
                     out.write_table(table, row_group_size=self.row_group_size)
@@ -161,9 +161,15 @@ def write_state(layout: DataLayout, keyword: str, state: dict[str, Any]) -> None
     write_text(layout.harvest_state_file(keyword), json.dumps({"version": STATE_VERSION, **state}, indent=2))
 
 
-def _conform(batch: pa.RecordBatch) -> pa.Table:
-    """A batch read back from Parquet, in the exact ``RECORDS`` types (Parquet stores seconds as ms)."""
-    return pa.Table.from_batches([batch]).cast(RECORDS)
+def _conform(batch: pa.RecordBatch, path: Path) -> pa.Table:
+    """A batch read back from ``path``, in the exact ``RECORDS`` columns and types (Parquet stores seconds as
+    ms; a file of an earlier version may lack a newer column)."""
+    try:
+        return conform(pa.Table.from_batches([batch]), RECORDS)
+    except SchemaMismatch as error:
+        raise SchemaMismatch(
+            f"records file {path} {error}: materialise the keyword with full_refresh to write it anew"
+        ) from None
 
 
 def _seconds(column: pa.ChunkedArray) -> np.ndarray:

@@ -122,3 +122,25 @@ def as_stored(schema: pa.Schema) -> pa.Schema:
         for field in schema
     ]
     return pa.schema(fields, metadata=schema.metadata)
+
+
+class SchemaMismatch(ValueError):
+    """A stored table whose columns cannot be brought to the schema of this version (the message says why)."""
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` in ``schema``'s columns, order and types. A file written by another version of the pipeline
+    may lack a nullable column (filled with nulls) or hold one no longer used (dropped); a missing column that
+    may not be null, or a type that does not cast, raises :class:`SchemaMismatch`."""
+    if table.schema.equals(schema):
+        return table
+    missing = [field.name for field in schema if field.name not in table.column_names and not field.nullable]
+    if missing:
+        raise SchemaMismatch(f"lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    for field in schema:
+        if field.name not in table.column_names:
+            table = table.append_column(field.name, pa.nulls(len(table), field.type))
+    try:
+        return table.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise SchemaMismatch(f"has columns of other types than expected ({error})") from None

@@ -3,12 +3,13 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.records import RecordsWriter, append_coverage, read_state, write_state
-from flickr_assets.storage.schemas import COVERAGE, RECORDS
+from flickr_assets.storage.schemas import COVERAGE, RECORDS, SchemaMismatch
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 T1 = T0 + timedelta(days=3)
@@ -116,3 +117,34 @@ def test_coverage_appends_and_state_round_trips(tmp_path):
     assert read_state(layout, "k") is None  # damaged state only costs a full harvest
     layout.harvest_state_file("k").write_text(json.dumps({"version": 999}))
     assert read_state(layout, "k") is None
+
+
+def _rewrite(path, table) -> None:
+    pq.write_table(table, path)
+
+
+def test_a_file_of_another_version_is_merged_new_column_null_old_column_dropped(tmp_path):
+    layout = DataLayout.at(tmp_path)
+    harvest(layout, [row(i, T0, "old") for i in range(1, 11)])
+    path = layout.records_file("k")
+    older = pq.read_table(path).drop_columns(["views"])  # written before `views` existed ...
+    _rewrite(path, older.append_column("retired", pa.array(["x"] * older.num_rows)))  # ... with one since retired
+
+    merged = harvest(layout, [row(i, T1, "new") for i in range(8, 13)])
+    assert (merged.rows, merged.new_rows, merged.updated_rows) == (12, 2, 3)
+    rows = read(layout)  # exactly RECORDS' columns again
+    assert rows[1]["title"] == "old" and rows[1]["views"] is None
+    assert rows[9]["title"] == "new" and rows[9]["first_seen"] == T0
+
+
+def test_a_file_that_cannot_be_merged_names_itself_and_the_way_out(tmp_path):
+    layout = DataLayout.at(tmp_path)
+    harvest(layout, [row(i, T0) for i in range(1, 4)])
+    path = layout.records_file("k")
+    before = path.read_bytes()
+    table = pq.read_table(path)
+    _rewrite(path, table.set_column(table.schema.get_field_index("tags"), "tags", pa.array(["a b"] * 3)))
+    changed = path.read_bytes()
+    with pytest.raises(SchemaMismatch, match=f"records file {path} has columns of other types.*full_refresh"):
+        harvest(layout, [row(5, T1)])
+    assert path.read_bytes() == changed != before  # left as it was
