@@ -122,7 +122,7 @@ class Fetcher:
         if status != 200:
             return Answer("refused", url, f"HTTP {status}", status=status)
         declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) != len(body):
+        if declared is not None and declared.isdecimal() and int(declared) != len(body):
             return Answer("retry", url, f"truncated body ({len(body)} of {declared} bytes)", status=status)
         if is_placeholder_url(url):
             return Answer("unavailable", url, "served the photo_unavailable placeholder", status=status)

@@ -148,7 +148,7 @@ class ImagePaths:
         if not relative or not relative.startswith(self.images_prefix):
             return None
         folder, slash, name = relative[len(self.images_prefix) :].partition("/")
-        if not slash or not folder.isdigit() or not name or "/" in name or name.startswith("."):
+        if not slash or not folder.isdecimal() or not name or "/" in name or name.startswith("."):
             return None
         return int(folder)
 

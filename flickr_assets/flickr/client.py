@@ -268,7 +268,7 @@ def _int(value: Any, name: str) -> int:
         raise TransientFlickrError(f"search envelope field {name!r} is not a number: {value!r}", kind="bad_body")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value)
     raise TransientFlickrError(f"search envelope field {name!r} is not a number: {value!r:.40}", kind="bad_body")
 

@@ -224,7 +224,7 @@ def _licenses(value: str) -> tuple[int, ...]:
     ids: list[int] = []
     for part in lowered.split(","):
         part = part.strip()
-        if not part.isdigit() or not 0 <= int(part) <= 99:
+        if not part.isdecimal() or not 0 <= int(part) <= 99:
             aliases = ", ".join(LICENSE_ALIASES)
             reason = f"is not a licence id (0-99; Flickr's are 0-16) or one of {aliases}, any"
             raise OptionError(f"license={value!r}: {part!r} {reason}")

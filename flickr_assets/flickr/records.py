@@ -85,7 +85,7 @@ def _int(value: Any, low: int, high: int) -> int | None:
     if isinstance(value, int):
         number = value
     elif (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and value.strip().lstrip("-").isdigit()
+        isinstance(value, str) and value.strip().lstrip("-").isdecimal()
     ):
         number = int(value)
     else:

@@ -114,7 +114,7 @@ def owner_nsid(owner: int) -> str:
 def owner_from_nsid(nsid: str) -> int | None:
     """Owner number of an NSID the simulator issued, else None."""
     number, _, suffix = nsid.partition("@")
-    if not number.isdigit():
+    if not number.isdecimal():
         return None
     owner, rest = divmod(int(number) - OWNER_BASE, OWNER_STEP)
     if rest or not 0 <= owner < OWNER_COUNT or suffix != f"N0{1 + owner % 8}":

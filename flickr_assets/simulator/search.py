@@ -135,7 +135,7 @@ def parse_criteria(args: Mapping[str, str]) -> Criteria:
     has_geo_arg = args.get("has_geo")
     has_geo = None if has_geo_arg is None else has_geo_arg.strip() != "0"
     license_arg = args.get("license", "").strip()
-    licenses = tuple(int(x) for x in license_arg.split(",") if x.strip().isdigit()) if license_arg else None
+    licenses = tuple(int(x) for x in license_arg.split(",") if x.strip().isdecimal()) if license_arg else None
     user_arg = args.get("user_id", "").strip()
     user = None
     if user_arg:

@@ -46,6 +46,7 @@ def test_body_sniffing():
 def test_retry_after_in_seconds_or_as_a_date():
     assert retry_after_seconds("7") == 7.0
     assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
+    assert retry_after_seconds("²") is None  # latin-1 header text that str.isdigit takes for a digit
     now = time.time()
     date = email.utils.formatdate(now + 30, usegmt=True)
     assert 28 <= retry_after_seconds(date, now=now) <= 31

@@ -79,12 +79,14 @@ def test_bad_lines_are_skipped_with_file_and_line_number():
             "quito | license=cc,99x",  # 12
             "bern | media=films",  # 13
             "good one",  # 14
+            "accra | license=²",  # 15 a digit to str.isdigit, not to int()
         ]
     )
     parsed = parse_keywords(text, source="kw.txt")
     assert parsed.keywords == ["eiffel tower", "good one"]
     lines = [int(problem.split(" line ")[1].split(":")[0]) for problem in parsed.problems]
-    assert lines == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
+    assert lines == [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15]
+    assert "license='²': '²' is not a licence id" in parsed.problems[-1]
     assert all(problem.startswith("kw.txt line ") and "\n" not in problem for problem in parsed.problems)
     assert "'Eiffel Tower' repeats line 1" in parsed.problems[0]
     assert "unknown option 'lisence'" in parsed.problems[1]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from flickr_assets.flickr.records import BadPhoto, photo_to_row
+from flickr_assets.flickr.records import BadPhoto, photo_to_row, upload_second
 from flickr_assets.storage.schemas import RECORDS
 
 SEEN = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -98,8 +98,9 @@ def test_missing_optional_fields_and_wrong_types_become_null():
 
 
 def test_values_out_of_column_range_do_not_break_the_batch():
-    row = photo_to_row({**PHOTO, "accuracy": "1000", "datetakengranularity": 99999}, "k", SEEN)
-    assert row["accuracy"] is None and row["date_taken_granularity"] is None
+    row = photo_to_row({**PHOTO, "accuracy": "1000", "datetakengranularity": 99999, "license": "³"}, "k", SEEN)
+    assert row["accuracy"] is None and row["date_taken_granularity"] is None and row["license"] is None
+    assert upload_second({"dateupload": "²"}) is None
     pa.Table.from_pylist([row], schema=RECORDS)
 
 
@@ -111,6 +112,8 @@ def test_values_out_of_column_range_do_not_break_the_batch():
         ({"owner": ""}, "owner"),
         ({"secret": None}, "secret"),
         ({"dateupload": "yesterday"}, "dateupload"),
+        ({"id": "²"}, "id"),  # a digit to str.isdigit, not to int()
+        ({"dateupload": "①"}, "dateupload"),
     ],
 )
 def test_photos_without_required_fields_are_rejected_with_a_reason(change, reason):
