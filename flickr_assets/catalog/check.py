@@ -12,6 +12,7 @@ from flickr_assets.catalog.build import KEYWORDS_METADATA_KEY
 from flickr_assets.catalog.grouping import flat_ranges, read_groups
 from flickr_assets.catalog.sources import CatalogError, find_sources
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.validate import stored_image_problem
 
 #: Most problems listed one by one per rule; the rest are summed up in one line.
 MAX_LISTED = 20
@@ -62,15 +63,9 @@ def _missing_images(layout: DataLayout, parquet: pq.ParquetFile) -> list[str]:
         table = parquet.read_row_group(group, columns=["photo_id", "image_status", "image_path"])
         ok = table.filter(pc.fill_null(pc.equal(table["image_status"], "ok"), False))
         for photo_id, relative in zip(ok["photo_id"].to_pylist(), ok["image_path"].to_pylist(), strict=True):
-            if relative is None:
-                problem = f"photo {photo_id}: status ok but no image path"
-            else:
-                try:
-                    if layout.resolve_relative(relative).is_file():
-                        continue
-                    problem = f"photo {photo_id}: image {relative} is missing"
-                except ValueError:
-                    problem = f"photo {photo_id}: image path {relative} leaves the data folder"
+            problem = stored_image_problem(layout, photo_id, relative)
+            if problem is None:
+                continue
             total += 1
             if len(problems) < MAX_LISTED:
                 problems.append(problem)

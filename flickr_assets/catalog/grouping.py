@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flickr_assets.catalog.sources import CatalogError, SourceFile, read_ahead
+from flickr_assets.wording import counted
 
 GROUPING_COLUMNS = ("photo_id", "first_seen", "last_seen")
 
@@ -50,7 +51,7 @@ class RecordGroups:
 
 def _seconds(column: pa.ChunkedArray, path: Path, name: str) -> np.ndarray:
     if column.null_count:
-        raise CatalogError(f"{path}: {column.null_count} rows without {name}")
+        raise CatalogError(f"{path}: {counted(column.null_count, 'row')} without {name}")
     return pc.cast(column, pa.timestamp("s", tz="UTC"), safe=False).cast(pa.int64()).to_numpy()
 
 
@@ -58,7 +59,7 @@ def _read_file(source: SourceFile) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     table = source.open(GROUPING_COLUMNS, required=GROUPING_COLUMNS)
     photo_id = table["photo_id"]
     if photo_id.null_count:
-        raise CatalogError(f"{source.path}: {photo_id.null_count} rows without photo_id")
+        raise CatalogError(f"{source.path}: {counted(photo_id.null_count, 'row')} without photo_id")
     ids = photo_id.cast(pa.int64()).to_numpy()
     return (
         ids,

@@ -70,7 +70,8 @@ def images_match_manifest(context: dg.AssetCheckExecutionContext, storage: Stora
 
 @dg.asset_check(
     asset=photo_catalog,
-    description="photo_id is unique; every catalog image exists; keyword lists match the keyword partitions",
+    description="photo_id is unique; every catalog image exists; each photo's keywords are those whose records "
+    "hold it, over the keywords the catalog was built from (the keyword partitions of its run)",
 )
 def catalog_is_consistent(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     return _result(check_catalog(storage.layout), "catalog")

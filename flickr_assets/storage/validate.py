@@ -8,6 +8,7 @@ import pyarrow.parquet as pq
 
 from flickr_assets.storage.digest import file_sha256
 from flickr_assets.storage.layout import FILES_PER_SHARD, DataLayout
+from flickr_assets.wording import counted
 
 #: Record columns that must never be null.
 REQUIRED_RECORD_FIELDS = ("photo_id", "keyword", "owner", "secret", "server", "date_upload", "first_seen", "last_seen")
@@ -23,14 +24,14 @@ def records_problems(layout: DataLayout, keyword: str) -> list[str]:
     ids = table["photo_id"]
     duplicates = len(ids) - len(pc.unique(ids))
     if duplicates:
-        problems.append(f"{path}: {duplicates} duplicate photo_id values")
+        problems.append(f"{path}: {counted(duplicates, 'duplicate photo_id value')}")
     for name in REQUIRED_RECORD_FIELDS:
         missing = table[name].null_count
         if missing:
-            problems.append(f"{path}: {missing} rows without {name}")
+            problems.append(f"{path}: {counted(missing, 'row')} without {name}")
     wrong = len(table) - pc.sum(pc.equal(table["keyword"], keyword)).as_py() if len(table) else 0
     if wrong:
-        problems.append(f"{path}: {wrong} rows belong to another keyword")
+        problems.append(f"{path}: {counted(wrong, 'row')} of another keyword")
     return problems
 
 
@@ -44,10 +45,10 @@ def manifest_problems(layout: DataLayout, keyword: str, verify_hashes: bool = Tr
     problems: list[str] = []
     ok = table.filter(pc.equal(table["status"], "ok")).to_pylist()
     for row in ok:
-        file = layout.resolve_relative(row["path"]) if row["path"] else None
-        if file is None or not file.exists():
-            problems.append(f"photo {row['photo_id']}: image {row['path']} is missing")
-        elif verify_hashes and file_sha256(file) != row["sha256"]:
+        problem = stored_image_problem(layout, row["photo_id"], row["path"])
+        if problem is not None:
+            problems.append(problem)
+        elif verify_hashes and file_sha256(layout.resolve_relative(row["path"])) != row["sha256"]:
             problems.append(f"photo {row['photo_id']}: image {row['path']} does not match its sha256")
     folders = Counter(Path(row["path"]).parent.as_posix() for row in ok if row["path"])
     problems += [
@@ -62,3 +63,14 @@ def manifest_problems(layout: DataLayout, keyword: str, verify_hashes: bool = Tr
             if count > FILES_PER_SHARD:
                 problems.append(f"folder {layout.relative(shard)} holds {count} files (limit {FILES_PER_SHARD})")
     return sorted(set(problems))
+
+
+def stored_image_problem(layout: DataLayout, photo_id: int, relative: str | None) -> str | None:
+    """What is wrong with the stored image of an ``ok`` photo at ``relative`` (None: its file is there)."""
+    if not relative:
+        return f"photo {photo_id}: status ok but no image path"
+    try:
+        file = layout.resolve_relative(relative)
+    except ValueError:
+        return f"photo {photo_id}: image path {relative} leaves the data folder"
+    return None if file.is_file() else f"photo {photo_id}: image {relative} is missing"
