@@ -1,5 +1,6 @@
 """Asset checks: data-quality rules of the stored tables and files, run after each materialisation."""
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,19 +38,28 @@ def _partition(context: dg.AssetCheckExecutionContext) -> str | None:
     return context.run.tags.get("dagster/partition")
 
 
-def _materialised(file: Callable[[str], Path]) -> list[str]:
-    return [keyword for keyword in keyword_partitions.get_partition_keys() if file(keyword).exists()]
+def _per_keyword(
+    context: dg.AssetCheckExecutionContext,
+    file_of: Callable[[str], Path],
+    problems_of: Callable[[str], list[str]],
+    every_problems_of: Callable[[str], list[str]],
+    what: str,
+) -> dg.AssetCheckResult:
+    """The check of the run's keyword (``problems_of``), or, run on its own, of every keyword with a file
+    (``every_problems_of``, which may look less deep)."""
+    keyword = _partition(context)
+    if keyword is not None:
+        return _result(problems_of(keyword), what)
+    keywords = [keyword for keyword in keyword_partitions.get_partition_keys() if file_of(keyword).exists()]
+    problems = [problem for keyword in keywords for problem in every_problems_of(keyword)]
+    return _result(problems, f"{what} of {counted(len(keywords), 'keyword')}")
 
 
 @dg.asset_check(asset=photo_records, blocking=True, description="photo_id is unique; required fields are present")
 def records_are_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     layout = storage.layout
-    keyword = _partition(context)
-    if keyword is not None:
-        return _result(records_problems(layout, keyword), "records")
-    keywords = _materialised(layout.records_file)
-    problems = [problem for k in keywords for problem in records_problems(layout, k)]
-    return _result(problems, f"records of {counted(len(keywords), 'keyword')}")
+    problems = functools.partial(records_problems, layout)
+    return _per_keyword(context, layout.records_file, problems, problems, "records")
 
 
 @dg.asset_check(
@@ -59,13 +69,14 @@ def records_are_valid(context: dg.AssetCheckExecutionContext, storage: StorageRe
 )
 def images_match_manifest(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     layout = storage.layout
-    keyword = _partition(context)
-    if keyword is not None:
-        return _result(manifest_problems(layout, keyword), "images")
     # Hashing every image of every keyword could take hours; a keyword's run checks its hashes.
-    keywords = _materialised(layout.manifest_file)
-    problems = [problem for k in keywords for problem in manifest_problems(layout, k, verify_hashes=False)]
-    return _result(problems, f"images of {counted(len(keywords), 'keyword')}")
+    return _per_keyword(
+        context,
+        layout.manifest_file,
+        functools.partial(manifest_problems, layout),
+        functools.partial(manifest_problems, layout, verify_hashes=False),
+        "images",
+    )
 
 
 @dg.asset_check(
