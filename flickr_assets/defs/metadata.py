@@ -37,14 +37,13 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
 def harvest_metadata(layout: DataLayout, keyword: str, result: HarvestResult) -> dict[str, Any]:
     """Rows, new rows, API calls and their efficiency, coverage, date range and a preview of the records."""
     path = layout.records_file(keyword)
-    return {
+    metadata: dict[str, Any] = {
         "dagster/partition_row_count": dg.MetadataValue.int(result.rows),
         "rows": dg.MetadataValue.int(result.rows),
         "new_rows": dg.MetadataValue.int(result.new_rows),
         "api_calls": dg.MetadataValue.int(result.calls),
         "http_requests": dg.MetadataValue.int(result.http_requests),
         "retries": dg.MetadataValue.int(result.retries),
-        "calls_per_1000_photos": dg.MetadataValue.float(round(result.calls_per_1000, 2)),
         "reported_total": dg.MetadataValue.int(result.reported_total or 0),
         "rows_received": dg.MetadataValue.int(result.rows_received),
         "unique_harvested": dg.MetadataValue.int(result.unique_harvested),
@@ -55,7 +54,15 @@ def harvest_metadata(layout: DataLayout, keyword: str, result: HarvestResult) ->
         "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed, 2)),
         "path": dg.MetadataValue.path(str(path)),
         "preview": dg.MetadataValue.md(_markdown_preview(path, RECORD_PREVIEW_COLUMNS)),
+        "skipped_photos": dg.MetadataValue.int(sum(result.skipped.values())),
     }
+    if result.calls_per_1000 is not None:  # a run that found nothing new has no rate (and no 1-call "rate")
+        metadata["calls_per_1000_photos"] = dg.MetadataValue.float(round(result.calls_per_1000, 2))
+    if result.skipped:
+        metadata["skipped_reasons"] = dg.MetadataValue.json(result.skipped)
+    if result.latest_upload is not None:
+        metadata["latest_upload"] = dg.MetadataValue.timestamp(result.latest_upload)
+    return metadata
 
 
 def download_metadata(layout: DataLayout, keyword: str, result: DownloadResult) -> dict[str, Any]:
@@ -77,6 +84,8 @@ def download_metadata(layout: DataLayout, keyword: str, result: DownloadResult) 
         metadata[f"status_{status}"] = dg.MetadataValue.int(count)
     if result.failures:
         metadata["failure_reasons"] = dg.MetadataValue.json(result.failures)
+    if result.temp_files_removed:
+        metadata["temp_files_removed"] = dg.MetadataValue.int(result.temp_files_removed)  # left by a killed run
     if result.contact_sheet and result.contact_sheet.exists():
         metadata["contact_sheet"] = dg.MetadataValue.md(_embedded_image(result.contact_sheet))
         metadata["contact_sheet_path"] = dg.MetadataValue.path(str(result.contact_sheet))
@@ -95,6 +104,7 @@ def catalog_metadata(layout: DataLayout, result: CatalogResult) -> dict[str, Any
         "near_duplicate_groups": dg.MetadataValue.int(result.near_duplicate_groups),
         "keywords": dg.MetadataValue.int(len(result.keywords_read)),
         "keywords_not_materialised": dg.MetadataValue.json(result.missing_keywords),
+        "keywords_without_images": dg.MetadataValue.json(result.keywords_without_manifest),
         "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed_s, 2)),
         "stage_seconds": dg.MetadataValue.json({stage: round(s, 2) for stage, s in result.stage_seconds.items()}),
         "near_duplicate_search": dg.MetadataValue.text(_near_plan_text(result)),

@@ -52,9 +52,9 @@ class HarvestResult:
     latest_upload: datetime | None = None
 
     @property
-    def calls_per_1000(self) -> float:
-        """Search calls per 1,000 distinct photos harvested in this run."""
-        return 1000.0 * self.calls / self.unique_harvested if self.unique_harvested else float(self.calls)
+    def calls_per_1000(self) -> float | None:
+        """Search calls per 1,000 distinct photos harvested in this run (None when it found none)."""
+        return 1000.0 * self.calls / self.unique_harvested if self.unique_harvested else None
 
     def __str__(self) -> str:
         mode = "incremental" if self.incremental else "full"

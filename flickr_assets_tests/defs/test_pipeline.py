@@ -66,7 +66,9 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
 
         records_md = result.asset_materializations_for_node("photo_records")[0].metadata
         assert records_md["rows"].value == records_md["dagster/partition_row_count"].value == len(truth)
-        assert records_md["api_calls"].value >= 1
+        assert records_md["api_calls"].value >= 1 and records_md["calls_per_1000_photos"].value > 0
+        assert records_md["skipped_photos"].value == 0 and "skipped_reasons" not in records_md
+        assert records_md["latest_upload"].value <= records_md["searched_until"].value
         assert "photo_id" in records_md["preview"].value
         images_md = result.asset_materializations_for_node("photo_images")[0].metadata
         assert images_md["records"].value == images_md["dagster/partition_row_count"].value == len(truth)
@@ -84,6 +86,7 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
     catalog_rows = pq.read_metadata(layout.catalog_file).num_rows
     assert catalog_md["rows"].value == catalog_md["dagster/row_count"].value == catalog_rows
     assert {"records", "images", "duplicates", "write"} <= set(catalog_md["stage_seconds"].value)
+    assert catalog_md["keywords_without_images"].value == [] and catalog_md["keywords"].value == 3
     assert catalog_md["near_duplicate_search"].value.startswith("hashes within 6 bits; every pair compared (~")
     catalog = pq.read_table(layout.catalog_file, columns=["photo_id", "keywords"]).to_pylist()
     expected: dict[int, set[str]] = {}
