@@ -17,9 +17,11 @@ from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import QueryDefaults, query_for
 from flickr_assets.defs.resources import FlickrResource, StorageResource
 from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
+from flickr_assets.download.plan import RecordsError
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import check_overlap, harvest_keyword
 from flickr_assets.storage.layout import DataFolderError, DataLayout
+from flickr_assets.storage.manifest import ManifestError
 from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS, SchemaMismatch
 
 
@@ -141,7 +143,7 @@ def photo_images(
         raise _permanent(error) from None
     try:
         result = download_keyword(layout, keyword, records, options, on_progress=_Progress(context))
-    except DiskFull as error:
+    except (DiskFull, RecordsError, ManifestError) as error:  # retrying would meet them again
         raise _permanent(error) from None
     context.log.info(f"downloaded {result}")
     return dg.MaterializeResult(metadata=download_metadata(layout, keyword, result))

@@ -207,3 +207,22 @@ def test_checks_run_on_their_own_check_every_keyword_and_fail_on_a_missing_image
     images = evaluations["images_match_manifest"]
     assert not images.passed and images.description == "1 problem(s) with images of 1 keyword"
     assert f"photo {removed['photo_id']}: image {removed['path']} is missing" in images.metadata["first_problems"].value
+
+
+@pytest.mark.parametrize(
+    ("damaged", "message"),
+    [("records", "records file {path} is not readable Parquet"), ("manifest", "{path}: unreadable manifest")],
+)
+def test_a_damaged_file_fails_photo_images_at_once_naming_it(pipeline_env, sim, damaged, message):
+    layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
+    assert _materialize(dg.AssetSelection.assets(photo_records), partition_key="colosseum").success
+    path = layout.records_file("colosseum") if damaged == "records" else layout.manifest_file("colosseum")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"PAR1 not parquet at all")
+    result = _materialize(dg.AssetSelection.assets(photo_images), partition_key="colosseum")
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # nothing to wait for
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith(message.format(path=path)) and "\n" not in description
+    assert path.read_bytes() == b"PAR1 not parquet at all"  # left for the user to look at
