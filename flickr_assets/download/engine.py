@@ -5,7 +5,7 @@ final, assign shards), then stream the tasks: photos decided without a request a
 others go as small jobs to the worker processes (one per core), whose fetch threads fetch (per-host
 limits, retries), process (decode, crop, resize, encode) and write each file atomically, and send back a
 row that this process appends to the journal. At the end the journal is merged into ``manifest.parquet``
-and a contact sheet is drawn.
+(one row per record; rows of photos no longer in the records are kept aside) and a contact sheet is drawn.
 """
 
 import contextlib
@@ -32,7 +32,7 @@ from flickr_assets.storage.manifest import (
     journal_file,
     load_rows,
     merge_journal,
-    read_manifest,
+    merged_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def download_keyword(
     with keyword_lock(layout, keyword, "download"):
         removed = remove_stale_temp_files(layout.images_dir(keyword))
         removed += remove_stale_temp_files(layout.manifest_dir(keyword))
-        merged = {row["photo_id"]: row for row in read_manifest(layout, keyword).to_pylist()}
+        merged = merged_rows(layout, keyword)
         current = load_rows(layout, keyword, merged)
         plan = plan_run(layout, keyword, source, merged, current, options)
         del merged, current
@@ -75,7 +75,7 @@ def download_keyword(
             with ManifestJournal(journal_file(layout, keyword)) as journal:
                 run.execute(iter_tasks(source, plan.tasks), journal)
         finally:
-            table = merge_journal(layout, keyword)
+            table = merge_journal(layout, keyword, plan.record_ids)
         sheet = make_contact_sheet(layout, keyword, table, options.contact_sheet_size)
     counts = Counter(table["status"].to_pylist())
     return DownloadResult(

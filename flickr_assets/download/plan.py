@@ -58,6 +58,7 @@ class Plan:
     records: int  # records read
     tasks: dict[int, Task]  # photos to handle, in record order
     skipped: int  # photos already final (or ok with their file present)
+    record_ids: frozenset[int] = frozenset()  # every photo of the records (the manifest keeps their rows)
 
 
 def open_records(records: pa.Table | str | Path) -> pa.Table | pq.ParquetFile:
@@ -173,8 +174,9 @@ def plan_run(
     current: dict[int, dict],
     options: DownloadOptions,
 ) -> Plan:
-    """Plan a run. ``merged`` are the rows of ``manifest.parquet``, ``current`` those overlaid by the
-    journal of an interrupted run; shards come from ``merged`` so re-planning gives the same answer."""
+    """Plan a run. ``merged`` are the merged rows (``manifest.parquet`` and retired rows), ``current`` those
+    overlaid by the journal of an interrupted run; shards come from ``merged`` so re-planning gives the same
+    answer."""
     paths = ImagePaths(layout, keyword)
     counts: Counter[int] = Counter()
     assigned: dict[int, int] = {}
@@ -216,7 +218,7 @@ def plan_run(
                 skipped += 1
                 continue
             tasks[photo_id] = Task(photo_id, chosen, shard, name)
-    return Plan(records=len(seen), tasks=tasks, skipped=skipped)
+    return Plan(records=len(seen), tasks=tasks, skipped=skipped, record_ids=frozenset(seen))
 
 
 def iter_tasks(source: pa.Table | pq.ParquetFile, tasks: dict[int, Task]) -> Iterator[Task]:

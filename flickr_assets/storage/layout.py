@@ -9,6 +9,7 @@
     images/<enc>/<NNNN>/<id>_<secret>_<server>_<owner>.jpg
     manifests/keyword=<enc>/manifest.parquet    one row per record: the outcome of its download
     manifests/keyword=<enc>/_journal.jsonl      rows of a download in progress (``storage.manifest``)
+    manifests/keyword=<enc>/_retired.parquet    rows of photos no longer in the records (their files stay)
     manifests/keyword=<enc>/.lock               held while the keyword downloads
     manifests/keyword=<enc>/_contact_sheet.jpg  a preview of a few stored images
     catalog/catalog.parquet                     one row per unique photo over all keywords
@@ -92,6 +93,9 @@ class DataLayout:
 
     def manifest_file(self, keyword: str) -> Path:
         return self.manifest_dir(keyword) / "manifest.parquet"
+
+    def retired_rows_file(self, keyword: str) -> Path:
+        return self.manifest_dir(keyword) / "_retired.parquet"
 
     def contact_sheet_file(self, keyword: str) -> Path:
         return self.manifest_dir(keyword) / "_contact_sheet.jpg"

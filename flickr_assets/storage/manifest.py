@@ -6,6 +6,10 @@ the line being written, and fsync'd in batches. At the end :func:`merge_journal`
 ``manifest.parquet`` (atomic rename) and only then deletes the journal, so a crash between the two just
 replays rows already merged. :func:`load_rows` gives the current truth: the Parquet rows overlaid by the
 journal, the latest row per photo winning.
+
+The manifest holds one row per record. A photo that leaves the keyword's records (a full refresh after its
+query changed, a photo deleted on Flickr) keeps its row in ``_retired.parquet`` and its file on disk: if it
+comes back, it is not fetched again.
 """
 
 import datetime as dt
@@ -13,7 +17,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -56,16 +60,28 @@ def check_row(row: dict, where: str = "manifest row") -> dict:
 
 def read_manifest(layout: DataLayout, keyword: str) -> pa.Table:
     """The merged manifest of ``keyword`` (an empty table with the schema if there is none yet)."""
-    path = layout.manifest_file(keyword)
+    return _read_rows_file(layout.manifest_file(keyword), "manifest")
+
+
+def merged_rows(layout: DataLayout, keyword: str) -> dict[int, dict]:
+    """Every merged row of ``keyword`` by photo ID: the manifest's, and the retired rows of photos no longer
+    in its records (a manifest row wins)."""
+    retired = _read_rows_file(layout.retired_rows_file(keyword), "retired rows").to_pylist()
+    rows = {row["photo_id"]: row for row in retired}
+    rows.update((row["photo_id"], row) for row in read_manifest(layout, keyword).to_pylist())
+    return rows
+
+
+def _read_rows_file(path: Path, what: str) -> pa.Table:
     if not path.exists():
         return MANIFEST.empty_table()
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as error:
-        raise ManifestError(f"{path}: unreadable manifest ({error})") from None
+        raise ManifestError(f"{path}: unreadable {what} ({error})") from None
     missing = [name for name in MANIFEST.names if name not in table.column_names]
     if missing:
-        raise ManifestError(f"{path}: manifest lacks columns {', '.join(missing)}")
+        raise ManifestError(f"{path}: {what} lacks columns {', '.join(missing)}")
     return table.select(MANIFEST.names).cast(MANIFEST)
 
 
@@ -105,16 +121,41 @@ def rows_to_table(rows: Iterable[dict]) -> pa.Table:
 
 def write_manifest(layout: DataLayout, keyword: str, rows: Iterable[dict]) -> pa.Table:
     """Write ``rows`` as the keyword's manifest atomically; return the table written."""
+    return _write_rows_file(layout.manifest_file(keyword), rows)
+
+
+def _write_rows_file(path: Path, rows: Iterable[dict]) -> pa.Table:
     table = rows_to_table(rows)
-    with atomic_path(layout.manifest_file(keyword)) as tmp:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return table
 
 
-def merge_journal(layout: DataLayout, keyword: str) -> pa.Table:
-    """Fold the journal into ``manifest.parquet`` (atomically), then delete the journal."""
+def merge_journal(layout: DataLayout, keyword: str, record_ids: Collection[int] | None = None) -> pa.Table:
+    """Fold the journal into ``manifest.parquet`` (atomically), then delete the journal; return the manifest.
+
+    With ``record_ids`` (the keyword's records), the manifest keeps the rows of those photos: rows of photos
+    no longer among them move to the retired rows, and retired photos that are among them again come back.
+    Every row is in one of the two files at every moment (a crash between the writes loses none)."""
     journal = journal_file(layout, keyword)
-    table = write_manifest(layout, keyword, load_rows(layout, keyword).values())
+    if record_ids is None:
+        table = write_manifest(layout, keyword, load_rows(layout, keyword).values())
+        journal.unlink(missing_ok=True)
+        return table
+    retired_file = layout.retired_rows_file(keyword)
+    before = set(_read_rows_file(retired_file, "retired rows")["photo_id"].to_pylist())
+    rows = load_rows(layout, keyword, merged_rows(layout, keyword))
+    kept = [row for photo_id, row in rows.items() if photo_id in record_ids]
+    retired = [row for photo_id, row in rows.items() if photo_id not in record_ids]
+    returning = [row for row in kept if row["photo_id"] in before]
+    if retired or returning:  # first the rows leaving (the returning ones still kept here too)
+        _write_rows_file(retired_file, retired + returning)
+    table = write_manifest(layout, keyword, kept)
+    if returning:
+        if retired:
+            _write_rows_file(retired_file, retired)
+        else:
+            retired_file.unlink(missing_ok=True)
     journal.unlink(missing_ok=True)
     return table
 

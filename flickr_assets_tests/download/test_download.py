@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import requests
 from PIL import Image
@@ -232,3 +233,29 @@ def test_a_worker_killed_mid_run_is_replaced_and_its_photos_handed_out_again(sim
     assert killed and result.done == records.num_rows and not result.run_counts.get("failed")
     check_against_truth(sim, layout, "stonehenge", records, per_shard=40)
     assert not list(layout.images_dir("stonehenge").rglob(".*.tmp"))
+
+
+def test_photos_leaving_the_records_leave_the_manifest_and_come_back_without_a_fetch(sim, harvested, tmp_path):
+    records = harvested("stonehenge")
+    layout = DataLayout.at(tmp_path)
+    download_keyword(layout, "stonehenge", records, DownloadOptions())
+    first = manifest_rows(layout, "stonehenge")
+    files = stored_files(layout, "stonehenge")
+
+    # The keyword's query changed and a full refresh kept a third of its photos.
+    fewer = records.slice(0, records.num_rows // 3)
+    result = download_keyword(layout, "stonehenge", fewer, DownloadOptions())
+    kept = set(fewer["photo_id"].to_pylist())
+    assert set(manifest_rows(layout, "stonehenge")) == kept  # one row per record
+    assert sum(result.counts.values()) == len(kept) and result.done == 0
+    retired = pq.read_table(layout.retired_rows_file("stonehenge")).to_pylist()
+    assert {row["photo_id"]: row for row in retired} == {k: v for k, v in first.items() if k not in kept}
+    assert stored_files(layout, "stonehenge") == files  # nothing deleted
+    assert manifest_problems(layout, "stonehenge") == []
+
+    # The old query is back: every photo returns to the manifest, none is fetched again.
+    sim.stats.reset()
+    result = download_keyword(layout, "stonehenge", records, DownloadOptions())
+    assert manifest_rows(layout, "stonehenge") == first
+    assert result.done == 0 and sim.stats.snapshot()["static_requests"] == 0
+    assert not layout.retired_rows_file("stonehenge").exists()

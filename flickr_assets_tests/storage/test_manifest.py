@@ -1,5 +1,6 @@
 """The manifest journal survives crashes, merges atomically and rejects malformed rows clearly."""
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+from flickr_assets.storage import manifest
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.manifest import (
     ManifestError,
@@ -15,6 +17,7 @@ from flickr_assets.storage.manifest import (
     journal_file,
     load_rows,
     merge_journal,
+    merged_rows,
     read_manifest,
     write_manifest,
 )
@@ -134,3 +137,37 @@ def test_an_unreadable_manifest_names_its_path(layout):
     with pytest.raises(ManifestError, match="unreadable manifest") as caught:
         read_manifest(layout, "k")
     assert str(path) in str(caught.value)
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("crash_at", [None, 1, 2, 3])
+def test_rows_move_between_manifest_and_retired_rows_and_a_crash_loses_none(layout, monkeypatch, crash_at):
+    write_manifest(layout, "k", [row(1), row(2), row(3, "not_found")])
+    manifest.merge_journal(layout, "k", record_ids={1, 2})  # 3 left the records
+    assert sorted(merged_rows(layout, "k")) == [1, 2, 3]
+    assert read_manifest(layout, "k")["photo_id"].to_pylist() == [1, 2]
+    with ManifestJournal(journal_file(layout, "k")) as journal:
+        journal.append(row(4))
+
+    writes = 0
+    real_write = manifest._write_rows_file
+
+    def crashing_write(*args: object) -> object:
+        nonlocal writes
+        writes += 1
+        if writes == crash_at:
+            raise Crash
+        return real_write(*args)
+
+    monkeypatch.setattr(manifest, "_write_rows_file", crashing_write)
+    with contextlib.suppress(Crash):
+        manifest.merge_journal(layout, "k", record_ids={2, 3, 4})  # 1 leaves, 3 comes back, 4 is new
+    rows = load_rows(layout, "k", merged_rows(layout, "k"))  # what the next run starts from
+    assert sorted(rows) == [1, 2, 3, 4] and rows[3]["status"] == "not_found"
+    if crash_at is None:
+        assert read_manifest(layout, "k")["photo_id"].to_pylist() == [2, 3, 4]
+        assert pq.read_table(layout.retired_rows_file("k"))["photo_id"].to_pylist() == [1]
+        assert not journal_file(layout, "k").exists()
