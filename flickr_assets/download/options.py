@@ -33,28 +33,29 @@ class DownloadOptions:
     user_agent: str = "flickr-assets/0.1 (im2gps-style keyword image harvester)"
 
     def __post_init__(self) -> None:
+        # name: (the value is good, what a good value is)
         checks = {
-            "quality": 1 <= self.quality <= 100,
-            "max_side": self.max_side >= 1,
-            "min_side": 0 <= self.min_side <= self.max_side,
-            "workers": self.workers >= 0,
-            "fetchers": self.fetchers >= 1,
-            "per_host": self.per_host >= 1,
-            "per_host_original": self.per_host_original >= 1,
-            "original_interval": self.original_interval >= 0,
-            "attempts": self.attempts >= 1,
-            "decode_attempts": self.decode_attempts >= 1,
-            "timeout": self.timeout > 0,
-            "backoff": self.backoff >= 0,
-            "backoff_max": self.backoff_max >= 0,
-            "retry_after_max": self.retry_after_max >= 0,
-            "files_per_shard": 1 <= self.files_per_shard <= FILES_PER_SHARD,
-            "progress_every": self.progress_every > 0,
-            "contact_sheet_size": self.contact_sheet_size >= 0,
+            "quality": (1 <= self.quality <= 100, "from 1 to 100"),
+            "max_side": (self.max_side >= 1, "at least 1"),
+            "min_side": (0 <= self.min_side <= self.max_side, f"from 0 to max_side ({self.max_side})"),
+            "workers": (self.workers >= 0, "0 (one per CPU) or more"),
+            "fetchers": (self.fetchers >= 1, "at least 1"),
+            "per_host": (self.per_host >= 1, "at least 1"),
+            "per_host_original": (self.per_host_original >= 1, "at least 1"),
+            "original_interval": (self.original_interval >= 0, "0 or more"),
+            "attempts": (self.attempts >= 1, "at least 1"),
+            "decode_attempts": (self.decode_attempts >= 1, "at least 1"),
+            "timeout": (self.timeout > 0, "more than 0"),
+            "backoff": (self.backoff >= 0, "0 or more"),
+            "backoff_max": (self.backoff_max >= 0, "0 or more"),
+            "retry_after_max": (self.retry_after_max >= 0, "0 or more"),
+            "files_per_shard": (1 <= self.files_per_shard <= FILES_PER_SHARD, f"from 1 to {FILES_PER_SHARD}"),
+            "progress_every": (self.progress_every > 0, "more than 0"),
+            "contact_sheet_size": (self.contact_sheet_size >= 0, "0 (none) or more"),
         }
-        bad = [name for name, ok in checks.items() if not ok]
+        bad = [f"{name}={getattr(self, name)!r} (must be {rule})" for name, (ok, rule) in checks.items() if not ok]
         if bad:
-            raise ValueError(f"bad download options: {', '.join(f'{name}={getattr(self, name)!r}' for name in bad)}")
+            raise ValueError(f"bad download options: {', '.join(bad)}")
 
     @property
     def process_count(self) -> int:

@@ -45,6 +45,8 @@ class DataLayout:
 
     def ensure_writable(self) -> "DataLayout":
         """Create the data folder when missing; raise :class:`DataFolderError` saying why it cannot be written."""
+        if self.root.exists() and not self.root.is_dir():
+            raise DataFolderError(f"the data folder {self.root} is a file, not a folder")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as error:

@@ -126,7 +126,7 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
     ("asset", "partition", "config", "message"),
     [
         (photo_records, "colosseum", {"overlap_hours": -2}, "overlap_hours must not be negative, not -2"),
-        (photo_images, "colosseum", {"quality": 0}, "bad download options: quality=0"),
+        (photo_images, "colosseum", {"quality": 0}, "bad download options: quality=0 (must be from 1 to 100)"),
         (photo_catalog, None, {"compression": "rar"}, "compression must be one of none, snappy"),
         (photo_catalog, None, {"near_distance": 40}, "near_distance must be between 0 and 32 bits, not 40"),
     ],

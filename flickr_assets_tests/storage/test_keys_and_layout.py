@@ -3,7 +3,7 @@
 import pytest
 
 from flickr_assets.storage.keys import KeywordError, decode_keyword, encode_keyword, validate_keyword
-from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.layout import DataFolderError, DataLayout
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,11 @@ def test_layout_refuses_relative_paths_that_escape(tmp_path):
     with pytest.raises(ValueError, match="unsafe image file name"):
         layout.image_file("k", 0, "../x.jpg")
     assert layout.image_file("k", 3, "1_a_b_c.jpg").parent.name == "0003"
+
+
+def test_a_data_folder_that_is_a_file_is_named_as_such(tmp_path):
+    path = tmp_path / "data"
+    path.write_text("a file")
+    with pytest.raises(DataFolderError, match=f"^the data folder {path} is a file, not a folder$"):
+        DataLayout.at(path).ensure_writable()
+    assert path.read_text() == "a file"
