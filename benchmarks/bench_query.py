@@ -17,7 +17,7 @@ on a universe with light ties (~65 % of photos alone in their second) to show th
     .venv/bin/python benchmarks/bench_query.py                     # all sizes (several minutes)
     .venv/bin/python benchmarks/bench_query.py --sizes 10k,100k    # quicker
 
-The seed spends ~25 calls per 1,000 photos, so on big keywords it is cut off after ``--seed-calls`` calls
+The seed spends ~30-100 calls per 1,000 photos, so on big keywords it is cut off after ``--seed-calls`` calls
 and its figures are for the photos uploaded in the time span it covered (reported as "partial").
 """
 
