@@ -82,47 +82,47 @@ def _started_run(instance: dg.DagsterInstance, process: subprocess.Popen, timeou
     raise AssertionError("the run never started")
 
 
-@pytest.mark.slow
-def test_a_killed_run_is_failed_and_its_slot_freed_a_live_one_is_left(pipeline_env, sim) -> None:
-    sim.faults = Faults(slow=1.0, slow_seconds=1.0)  # every call is slow: the harvest holds its slot for a while
+@pytest.fixture
+def harvest_run(pipeline_env, sim):
+    """A real CLI run of photo_records, slowed down so it holds its ``flickr_api`` slot: (instance, process,
+    run) once it has started."""
+    sim.faults = Faults(slow=1.0, slow_seconds=1.0)  # every call is slow
     args = [str(BIN / "dagster"), "asset", "materialize", "-m", "flickr_assets.definitions",
             "--select", "photo_records", "--partition", "colosseum"]  # fmt: skip
     with dg.DagsterInstance.get() as instance:
         process = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            run = _started_run(instance, process)
-            assert run.tags[HOST_TAG] == process_place()
-            assert recover_dead_runs(instance) == []  # alive: left alone, however long it has been running
-
-            process.kill()
-            process.wait()
-            assert recover_dead_runs(instance) == [run.run_id]
-            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
-            assert not instance.event_log_storage.get_concurrency_info("flickr_api").claimed_slots
+            yield instance, process, _started_run(instance, process)
         finally:
             process.kill()
+            process.wait()
 
 
 @pytest.mark.slow
-def test_a_run_of_another_host_is_not_judged_here(pipeline_env, sim) -> None:
-    sim.faults = Faults(slow=1.0, slow_seconds=1.0)
-    args = [str(BIN / "dagster"), "asset", "materialize", "-m", "flickr_assets.definitions",
-            "--select", "photo_records", "--partition", "colosseum"]  # fmt: skip
-    with dg.DagsterInstance.get() as instance:
-        process = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            run = _started_run(instance, process)
-            process.kill()
-            process.wait()
-            # As if it had run in a container of its own: its pid says nothing here.
-            host, boot, _ = process_place().split("|")
-            instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|{boot}|pid:[1]"})
-            assert recover_dead_runs(instance) == []
-            # The same host after a reboot: gone for sure.
-            instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|another-boot|pid:[1]"})
-            assert recover_dead_runs(instance) == [run.run_id]
-        finally:
-            process.kill()
+def test_a_killed_run_is_failed_and_its_slot_freed_a_live_one_is_left(harvest_run) -> None:
+    instance, process, run = harvest_run
+    assert run.tags[HOST_TAG] == process_place()
+    assert recover_dead_runs(instance) == []  # alive: left alone, however long it has been running
+
+    process.kill()
+    process.wait()
+    assert recover_dead_runs(instance) == [run.run_id]
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info("flickr_api").claimed_slots
+
+
+@pytest.mark.slow
+def test_a_run_of_another_host_is_not_judged_here(harvest_run) -> None:
+    instance, process, run = harvest_run
+    process.kill()
+    process.wait()
+    # As if it had run in a container of its own: its pid says nothing here.
+    host, boot, _ = process_place().split("|")
+    instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|{boot}|pid:[1]"})
+    assert recover_dead_runs(instance) == []
+    # The same host after a reboot: gone for sure.
+    instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|another-boot|pid:[1]"})
+    assert recover_dead_runs(instance) == [run.run_id]
 
 
 def test_places_are_judged() -> None:
