@@ -131,32 +131,27 @@ def _write_rows_file(path: Path, rows: Iterable[dict]) -> pa.Table:
     return table
 
 
-def merge_journal(layout: DataLayout, keyword: str, record_ids: Collection[int] | None = None) -> pa.Table:
+def merge_journal(layout: DataLayout, keyword: str, record_ids: Collection[int]) -> pa.Table:
     """Fold the journal into ``manifest.parquet`` (atomically), then delete the journal; return the manifest.
 
-    With ``record_ids`` (the keyword's records), the manifest keeps the rows of those photos: rows of photos
-    no longer among them move to the retired rows, and retired photos that are among them again come back.
+    The manifest keeps the rows of the photos of the keyword's records (``record_ids``): rows of photos no
+    longer among them move to the retired rows, and retired photos that are among them again come back.
     Every row is in one of the two files at every moment (a crash between the writes loses none)."""
-    journal = journal_file(layout, keyword)
-    if record_ids is None:
-        table = write_manifest(layout, keyword, load_rows(layout, keyword).values())
-        journal.unlink(missing_ok=True)
-        return table
     retired_file = layout.retired_rows_file(keyword)
     before = set(_read_rows_file(retired_file, "retired rows")["photo_id"].to_pylist())
     rows = load_rows(layout, keyword, merged_rows(layout, keyword))
     kept = [row for photo_id, row in rows.items() if photo_id in record_ids]
     retired = [row for photo_id, row in rows.items() if photo_id not in record_ids]
     returning = [row for row in kept if row["photo_id"] in before]
-    if retired or returning:  # first the rows leaving (the returning ones still kept here too)
+    moved = {row["photo_id"] for row in retired} != before
+    if moved:  # first the rows leaving, the returning ones still kept here too
         _write_rows_file(retired_file, retired + returning)
     table = write_manifest(layout, keyword, kept)
-    if returning:
-        if retired:
-            _write_rows_file(retired_file, retired)
-        else:
-            retired_file.unlink(missing_ok=True)
-    journal.unlink(missing_ok=True)
+    if returning and retired:
+        _write_rows_file(retired_file, retired)
+    elif moved and not retired:
+        retired_file.unlink(missing_ok=True)
+    journal_file(layout, keyword).unlink(missing_ok=True)
     return table
 
 
