@@ -5,10 +5,10 @@ A killed run stays ``STARTED`` in the instance and keeps the pool slot its step 
 monitoring daemon only watches runs it launched itself; in-process runs (the demo, scripts, the CLI) need
 this: before starting work, mark each run whose process is gone as failed and free its slots.
 
-A process number means something only where it was given: each run tags itself with its host, boot and PID
-namespace (``HOST_TAG``) before any step takes a slot, and only runs tagged like the current process are
-judged by their pid; a run from an earlier boot of this host is gone for sure; other hosts' and containers'
-runs are left to their own.
+A process number means something only where it was given: each run tags itself with its host (name and
+machine id), boot and PID namespace (``HOST_TAG``) before any step takes a slot, and only runs tagged like
+the current process are judged by their pid; a run from an earlier boot of this machine is gone for sure;
+other machines' and containers' runs are left to their own.
 """
 
 import logging
@@ -23,20 +23,23 @@ log = logging.getLogger("flickr_assets")
 
 _LIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
-#: The run tag holding where the run's process lives: ``host|boot id|pid namespace``.
+#: The run tag holding where the run's process lives: ``host name|machine id|boot id|pid namespace``.
 HOST_TAG = "flickr_assets/process"
 
 
 @cache
 def process_place() -> str:
-    """Where this process's pid means something: host name, boot id and PID namespace (``HOST_TAG``'s value;
-    ``?`` for what this system does not tell)."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-        namespace = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        boot = namespace = "?"
-    return f"{socket.gethostname()}|{boot}|{namespace}"
+    """Where this process's pid means something: host name, machine id, boot id and PID namespace
+    (``HOST_TAG``'s value; ``?`` for what this system does not tell)."""
+
+    def read(path: str, link: bool = False) -> str:
+        try:
+            return os.readlink(path) if link else Path(path).read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    machine, boot = read("/etc/machine-id"), read("/proc/sys/kernel/random/boot_id")
+    return f"{socket.gethostname()}|{machine}|{boot}|{read('/proc/self/ns/pid', link=True)}"
 
 
 def tag_run_place(instance: dg.DagsterInstance, run_id: str) -> None:
@@ -45,16 +48,17 @@ def tag_run_place(instance: dg.DagsterInstance, run_id: str) -> None:
 
 
 def judge_place(tagged: str | None, here: str) -> str:
-    """How a run tagged ``tagged`` is judged from a process at ``here``: ``"pid"`` (same host, boot and PID
-    namespace: its pid tells), ``"gone"`` (this host rebooted since) or ``"elsewhere"`` (not ours to judge; also
-    an untagged run, killed before it set up, which holds no slot)."""
+    """How a run tagged ``tagged`` is judged from a process at ``here``: ``"pid"`` (same machine, boot and PID
+    namespace: its pid tells), ``"gone"`` (this machine rebooted since) or ``"elsewhere"`` (not ours to judge;
+    also an untagged run, killed before it set up, which holds no slot)."""
     if tagged is None:
         return "elsewhere"
     if tagged == here:
         return "pid"
-    host, boot, *_ = [*tagged.split("|"), ""]
-    here_host, here_boot, *_ = here.split("|")
-    return "gone" if host == here_host and boot != here_boot and "?" not in (boot, here_boot) else "elsewhere"
+    host, machine, boot, *_ = [*tagged.split("|"), "", ""]
+    here_host, here_machine, here_boot, *_ = here.split("|")
+    same_machine = (host, machine) == (here_host, here_machine) and "?" not in (machine, boot, here_boot)
+    return "gone" if same_machine and boot != here_boot else "elsewhere"
 
 
 def _run_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:

@@ -117,19 +117,20 @@ def test_a_run_of_another_host_is_not_judged_here(harvest_run) -> None:
     process.kill()
     process.wait()
     # As if it had run in a container of its own: its pid says nothing here.
-    host, boot, _ = process_place().split("|")
-    instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|{boot}|pid:[1]"})
+    host, machine, boot, _ = process_place().split("|")
+    instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|{machine}|{boot}|pid:[1]"})
     assert recover_dead_runs(instance) == []
-    # The same host after a reboot: gone for sure.
-    instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|another-boot|pid:[1]"})
+    # This machine before a reboot: gone for sure.
+    instance.add_run_tags(run.run_id, {HOST_TAG: f"{host}|{machine}|another-boot|pid:[1]"})
     assert recover_dead_runs(instance) == [run.run_id]
 
 
 def test_places_are_judged() -> None:
-    here = "vm|boot-1|pid:[4026531836]"
+    here = "vm|m-1|boot-1|pid:[4026531836]"
     assert judge_place(here, here) == "pid"
-    assert judge_place("vm|boot-0|pid:[4026531836]", here) == "gone"
-    assert judge_place("vm|boot-1|pid:[4026532001]", here) == "elsewhere"  # a container on this host
-    assert judge_place("worker-7|boot-1|pid:[4026531836]", here) == "elsewhere"
+    assert judge_place("vm|m-1|boot-0|pid:[4026531836]", here) == "gone"  # this machine, rebooted since
+    assert judge_place("vm|m-1|boot-1|pid:[4026532001]", here) == "elsewhere"  # a container on this machine
+    assert judge_place("vm|m-2|boot-0|pid:[4026531836]", here) == "elsewhere"  # another machine of the same name
+    assert judge_place("worker-7|m-1|boot-1|pid:[4026531836]", here) == "elsewhere"
     assert judge_place(None, here) == "elsewhere"
-    assert judge_place("vm|?|pid:[1]", here) == "elsewhere"  # no boot id to compare
+    assert judge_place("vm|?|boot-0|pid:[1]", "vm|?|boot-1|pid:[1]") == "elsewhere"  # no machine id to compare
