@@ -95,7 +95,12 @@ class Fetcher:
                 if not location:
                     answer = Answer("refused", url, f"HTTP {status} redirect without Location", status=status)
                     break
-                target = urllib.parse.urljoin(url, location)
+                try:
+                    target = urllib.parse.urljoin(url, location)
+                    urllib3.util.parse_url(target)
+                except ValueError:  # e.g. "http://[::1/x.jpg": an answer retrying will not change
+                    answer = Answer("refused", url, f"HTTP {status} redirect to a bad URL {location[:100]!r}")
+                    break
                 if is_placeholder_url(target):
                     reason = f"redirected to the photo_unavailable placeholder (HTTP {status})"
                     answer = Answer("unavailable", target, reason, status=status)

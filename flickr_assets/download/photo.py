@@ -65,7 +65,11 @@ def new_row(photo_id: int, status: str, **values: object) -> dict:
 
 def crashed_row(job: Job, crashes: int) -> dict:
     """The row of a photo whose worker process died under it ``crashes`` times (tried again next run)."""
-    reason = f"image processing crashed (worker process died {crashes} times)"
+    return failed_row(job, f"image processing crashed (worker process died {crashes} times)")
+
+
+def failed_row(job: Job, reason: str) -> dict:
+    """A ``failed`` row of ``job``'s photo (tried again next run) saying why."""
     return finish_row(new_row(job.photo_id, "failed", source=job.source, url=job.url, reason=reason), 0.0)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from flickr_assets.download.fetch import Fetcher
 from flickr_assets.download.limits import HostLimiter, SharedLimits
 from flickr_assets.download.options import DownloadOptions
-from flickr_assets.download.photo import Job, WorkerEnv, crashed_row, fetch_and_store
+from flickr_assets.download.photo import DiskFull, Job, WorkerEnv, crashed_row, failed_row, fetch_and_store
 from flickr_assets.imaging import ImagingOptions
 
 #: Deaths of a worker with a photo in flight after which the photo is recorded ``failed``.
@@ -123,7 +123,12 @@ def _fetch_loop(
         try:
             row, requests = fetch_and_store(env, job)
             message: tuple = ("done", job.photo_id, row, requests)
-        except BaseException as error:  # the download process decides (DiskFull stops the run)
+        except DiskFull as error:  # every later photo would fail the same way: the download process stops
+            message = ("fatal", job.photo_id, _portable(error))
+        except Exception as error:  # one photo's surprise is that photo's failure, named in its row
+            row = failed_row(job, f"unexpected {type(error).__name__}: {error}"[:300])
+            message = ("done", job.photo_id, row, 0)
+        except BaseException as error:
             message = ("fatal", job.photo_id, _portable(error))
         with send_lock:
             results.send(message)

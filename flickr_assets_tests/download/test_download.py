@@ -259,3 +259,27 @@ def test_photos_leaving_the_records_leave_the_manifest_and_come_back_without_a_f
     assert manifest_rows(layout, "stonehenge") == first
     assert result.done == 0 and sim.stats.snapshot()["static_requests"] == 0
     assert not layout.retired_rows_file("stonehenge").exists()
+
+
+def test_a_photo_that_cannot_be_written_fails_alone_and_says_why(sim, harvested, tmp_path):
+    records = [row for row in harvested("stonehenge").to_pylist() if row["url_l"]][:4]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    finished: list = []
+    pool = WorkerPool(DownloadOptions(workers=1, fetchers=2, **FAST))
+    try:
+        for n, row in enumerate(records):
+            # The first photo's folder cannot exist (its parent is a file).
+            folder = blocker if n == 0 else tmp_path
+            while not pool.has_room():
+                finished += pool.collect(timeout=5)
+            pool.submit(Job(row["photo_id"], "large", row["url_l"], str(folder / f"{n}.jpg"), f"{n}.jpg", {}))
+        while pool.in_flight:
+            finished += pool.collect(timeout=5)
+    finally:
+        pool.close()
+    rows = {item.photo_id: item.row for item in finished}
+    assert sorted(rows) == sorted(row["photo_id"] for row in records)  # the run went on
+    first = rows[records[0]["photo_id"]]
+    assert first["status"] == "failed" and first["reason"].startswith("processing error: NotADirectoryError: ")
+    assert all(rows[row["photo_id"]]["status"] != "failed" for row in records[1:])

@@ -68,7 +68,8 @@ def test_a_kept_connection_closed_by_the_server_costs_no_attempt(closing_server)
 
 
 class _RedirectHandler(http.server.BaseHTTPRequestHandler):
-    """``/loop/N`` redirects to ``/loop/N+1`` forever (a body with each); ``/nowhere`` redirects with no Location."""
+    """``/loop/N`` redirects to ``/loop/N+1`` forever (a body with each); ``/nowhere`` redirects with no Location;
+    ``/broken`` to a URL that cannot be parsed."""
 
     protocol_version = "HTTP/1.1"
 
@@ -77,6 +78,8 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(302)
         if self.path.startswith("/loop/"):
             self.send_header("Location", f"/loop/{int(self.path.rsplit('/', 1)[1]) + 1}")
+        elif self.path == "/broken":
+            self.send_header("Location", "http://[::1/x.jpg")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -95,9 +98,11 @@ def test_bad_redirects_are_refused_with_every_request_and_byte_counted(redirect_
     try:
         loop = fetcher.get(f"{redirect_server}/loop/0")
         nowhere = fetcher.get(f"{redirect_server}/nowhere")
+        broken = fetcher.get(f"{redirect_server}/broken")
     finally:
         fetcher.close()
     assert (loop.kind, loop.reason) == ("refused", "more than 5 redirects")
     assert (loop.requests, loop.bytes_received) == (6, 6 * len(b"moved"))
     assert (nowhere.kind, nowhere.reason) == ("refused", "HTTP 302 redirect without Location")
     assert (nowhere.requests, nowhere.bytes_received) == (1, len(b"moved"))
+    assert (broken.kind, broken.reason) == ("refused", "HTTP 302 redirect to a bad URL 'http://[::1/x.jpg'")
