@@ -1,9 +1,9 @@
 """What a run has to do: read the records, skip what is final, pick each photo's source and shard.
 
-Shards are assigned deterministically in record order from the *merged* manifest only (not the journal
-of an interrupted run), so a run killed and started again plans exactly what the first run planned:
-photos already holding a path keep it (a path in an interrupted run's journal included); new photos are
-appended to the last shard that has room.
+Shards are assigned deterministically in record order from the merged manifest, so a run killed and started
+again plans exactly what the first run planned: photos already holding a path keep it (a path in an
+interrupted run's journal included, its place reserved); new photos are appended to the last shard that has
+room. No shard ever gets more than ``files_per_shard`` photos, even when the records were reordered between.
 """
 
 import re
@@ -186,6 +186,15 @@ def plan_run(
             assigned[photo_id] = shard
             counts[shard] += 1
     last = max(counts) if counts else 0
+    # Photos an interrupted run gave a folder (in its journal only) keep it, and their places there stay
+    # reserved until they come up, so photos planned before them (records may have been reordered by a
+    # harvest in between) never fill that folder past its limit. In unchanged records the plan is the same.
+    held: dict[int, int] = {}
+    for photo_id, row in current.items():
+        shard = paths.shard_of(row.get("path")) if photo_id not in assigned else None
+        if shard is not None:
+            held[photo_id] = shard
+    reserved = Counter(held.values())
 
     tasks: dict[int, Task] = {}
     seen: set[int] = set()
@@ -202,17 +211,16 @@ def plan_run(
                 continue
             chosen = choose_source(record)
             shard = assigned.get(photo_id)
-            if shard is None:
-                while counts[last] >= options.files_per_shard:
+            if shard is None and photo_id in held:
+                shard = assigned[photo_id] = held[photo_id]
+                reserved[shard] -= 1
+                counts[shard] += 1
+            elif shard is None:
+                while counts[last] + reserved[last] >= options.files_per_shard:
                     last += 1
                 shard = assigned[photo_id] = last
                 counts[last] += 1
             name = image_file_name(record)
-            # A row written by an interrupted run keeps the folder it was given (same as ours unless the
-            # records changed in between).
-            journal_shard = paths.shard_of((current.get(photo_id) or {}).get("path"))
-            if journal_shard is not None and journal_shard != shard:
-                shard = journal_shard
             task_path = paths.file(shard, name)
             if not needs_work(current.get(photo_id), task_path, paths, options):
                 skipped += 1

@@ -1,6 +1,7 @@
 """Planning: deterministic shards in record order, what is skipped, what is tried again."""
 
 import datetime as dt
+from collections import Counter
 
 import pyarrow as pa
 import pytest
@@ -81,6 +82,17 @@ def test_replanning_after_a_crash_gives_the_same_shards(layout):
     again = plan_run(layout, "k", records(ids), {}, journal, OPTIONS)
     assert shards(again) == {i: s for i, s in shards(first).items() if i != 2}
     assert again.tasks[25].shard == 2
+
+
+def test_photos_an_interrupted_run_placed_keep_their_places_when_the_records_were_reordered(layout):
+    options = DownloadOptions(files_per_shard=2)
+    first = plan_run(layout, "k", records([1, 2]), {}, {}, options)
+    assert shards(first) == {1: 0, 2: 0}
+    path = f"images/k/0000/{first.tasks[1].file_name}"
+    journal = {1: row(1, "failed", path)}  # killed after photo 1; a harvest then moved it to the end
+    again = plan_run(layout, "k", records([2, 3, 4, 1]), {}, journal, options)
+    assert shards(again) == {2: 0, 3: 1, 4: 1, 1: 0}  # shard 0 keeps a place for photo 1: never 3 files
+    assert max(Counter(shards(again).values()).values()) <= 2
 
 
 def test_new_photos_go_to_the_last_shard_with_room_and_old_ones_keep_theirs(layout):
