@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from flickr_assets.download.contact_sheet import make_contact_sheet
 from flickr_assets.download.options import DownloadOptions, DownloadProgress, DownloadResult
-from flickr_assets.download.photo import HARVEST_TIMES, Job, finish_row, new_row
+from flickr_assets.download.photo import Job, finish_row, new_row
 from flickr_assets.download.plan import ImagePaths, Task, iter_tasks, known_too_small, open_records, plan_run
 from flickr_assets.download.reuse import COPIED_COLUMNS, link_stored, stored_elsewhere
 from flickr_assets.download.workers import WorkerPool
@@ -38,6 +38,10 @@ from flickr_assets.storage.manifest import (
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[DownloadProgress], None]
+
+# A stored file embeds the photo's facts, not which keyword's search found it or when: the same photo stored
+# for two keywords is the same bytes (and a file linked from another keyword is true for this one).
+NOT_EMBEDDED = frozenset({"keyword", "first_seen", "last_seen"})
 
 # Rows from the workers are made durable and journaled in batches: one syncfs per batch is the download
 # process's main cost per photo, and a batch of 1-2 rows (what arrives at once) pays it almost per photo.
@@ -258,7 +262,7 @@ def make_job(paths: ImagePaths, task: Task) -> Job:
     """The work item of a photo to fetch (``quick_outcome`` and ``linked_outcome`` said None)."""
     assert task.source is not None, "quick_outcome handles records without a source"
     destination = paths.file(task.shard, task.file_name)
-    metadata = {k: v for k, v in (task.record or {}).items() if k not in HARVEST_TIMES}
+    metadata = {k: v for k, v in (task.record or {}).items() if k not in NOT_EMBEDDED}
     relative = paths.relative(destination)
     return Job(task.photo_id, task.source.kind, task.source.url, str(destination), relative, metadata)
 

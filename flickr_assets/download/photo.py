@@ -23,9 +23,6 @@ from flickr_assets.download.options import DownloadOptions
 from flickr_assets.download.store import StoredImage, process_and_store
 from flickr_assets.imaging import ImagingOptions, InvalidImage
 
-# The file embeds the photo's facts, not when we happened to see it: the same photo stored twice gives the same
-# bytes.
-HARVEST_TIMES = frozenset({"first_seen", "last_seen"})
 DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 

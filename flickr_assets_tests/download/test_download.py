@@ -137,6 +137,20 @@ def test_photo_stored_for_another_keyword_is_linked_not_fetched(sim, harvested, 
     assert manifest_problems(layout, "roman ruins") == []
 
 
+def test_the_same_photo_stored_for_two_keywords_is_the_same_bytes(sim, harvested, tmp_path):
+    records = harvested("colosseum").slice(0, 12)
+    relabelled = records.set_column(1, "keyword", pa.array(["roman ruins"] * records.num_rows))
+    one, two = DataLayout.at(tmp_path / "one"), DataLayout.at(tmp_path / "two")  # apart: nothing to link
+    download_keyword(one, "colosseum", records)
+    download_keyword(two, "roman ruins", relabelled)
+    rows_one, rows_two = manifest_rows(one, "colosseum"), manifest_rows(two, "roman ruins")
+    stored = [i for i, row in rows_one.items() if row["status"] == "ok"]
+    assert stored and all(rows_one[i]["sha256"] == rows_two[i]["sha256"] for i in stored)
+    with Image.open(one.resolve_relative(rows_one[stored[0]]["path"])) as image:
+        comment = image.info["comment"].decode()
+    assert f'"photo_id":{stored[0]}' in comment and '"keyword"' not in comment
+
+
 def test_missing_files_are_fetched_again_and_failed_rows_retried(sim, harvested, tmp_path):
     records = harvested("colosseum")
     layout = DataLayout.at(tmp_path)
