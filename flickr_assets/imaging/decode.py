@@ -84,8 +84,9 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def open_source(data: bytes, max_pixels: int) -> Source:
-    """Open ``data`` and read its header; raise InvalidImage for empty, non-image or oversized bodies."""
+def open_source(data: bytes, max_pixels: int, max_full_decode_pixels: int | None = None) -> Source:
+    """Open ``data`` and read its header; raise InvalidImage for empty, non-image or oversized bodies (over
+    ``max_pixels``, or ``max_full_decode_pixels`` for a format decoded at full size, i.e. not JPEG)."""
     if not data:
         raise InvalidImage("empty body (0 bytes)")
     if not data.startswith(_MAGIC) and data.lstrip()[:1] in (b"<", b"{", b"["):
@@ -101,14 +102,18 @@ def open_source(data: bytes, max_pixels: int) -> Source:
     width, height = image.size
     if width < 1 or height < 1:
         raise InvalidImage(f"corrupt image header: size {width}x{height}")
-    if width * height > max_pixels:
+    source = Source(image=image, format=image.format or "unknown", orientation=1, size=(width, height))
+    limit, what = max_pixels, "the limit"
+    if not source.is_jpeg and max_full_decode_pixels is not None and max_full_decode_pixels < max_pixels:
+        limit, what = max_full_decode_pixels, f"the limit for a {source.format} image (decoded at full size)"
+    if width * height > limit:
         raise InvalidImage(
-            f"image too large: header says {width}x{height} = {width * height:,} pixels, over the limit of "
-            f"{max_pixels:,} (decompression bomb?)"
+            f"image too large: header says {width}x{height} = {width * height:,} pixels, over {what} of "
+            f"{limit:,} (decompression bomb?)"
         )
     orientation = _orientation(image)
     size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-    return Source(image=image, format=image.format or "unknown", orientation=orientation, size=size)
+    return Source(image=image, format=source.format, orientation=orientation, size=size)
 
 
 def _one_line(exc: BaseException) -> str:

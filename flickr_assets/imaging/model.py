@@ -19,20 +19,25 @@ class InvalidImage(ValueError):
 
 @dataclass(frozen=True)
 class ImagingOptions:
-    """How images are stored: longest side cap, smallest side kept, JPEG quality, pixel cap before decoding."""
+    """How images are stored: longest side cap, smallest side kept, JPEG quality, pixel caps before decoding
+    (JPEGs decode at a reduced scale; other formats at full size)."""
 
     max_side: int = 1024
     min_side: int = 500
     quality: int = 90
     max_pixels: int = 200_000_000
+    # PNG, GIF and the rest have no reduced-scale decode: ~10 bytes per pixel while decoding, in each worker.
+    max_full_decode_pixels: int = 40_000_000
 
     def __post_init__(self) -> None:
         if self.max_side < 1 or self.min_side < 0 or self.min_side > self.max_side:
             raise ValueError(f"ImagingOptions: need 0 <= min_side <= max_side, got {self.min_side}, {self.max_side}")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"ImagingOptions: quality must be 1..100, got {self.quality}")
-        if self.max_pixels < 1:
-            raise ValueError(f"ImagingOptions: max_pixels must be positive, got {self.max_pixels}")
+        if self.max_pixels < 1 or self.max_full_decode_pixels < 1:
+            raise ValueError(
+                f"ImagingOptions: pixel caps must be positive, got {self.max_pixels}, {self.max_full_decode_pixels}"
+            )
 
 
 @dataclass(frozen=True)

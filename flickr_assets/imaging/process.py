@@ -140,7 +140,7 @@ def process_image(data: bytes, metadata: Mapping[str, object], opts: ImagingOpti
     bytes (only metadata segments change). Raises InvalidImage for bodies that are not a usable image.
     """
     opts = opts or ImagingOptions()
-    source = open_source(data, opts.max_pixels)
+    source = open_source(data, opts.max_pixels, opts.max_full_decode_pixels)
     if min(_fit(source.size, opts.max_side)) < opts.min_side:
         return _too_small(source.size)
     if source.is_jpeg:

@@ -226,6 +226,18 @@ def test_own_pixel_cap_applies_both_below_and_above_pillows() -> None:
         open_source(_jpeg_with_size(14000, 14000), max_pixels=150_000_000)
 
 
+def test_formats_decoded_at_full_size_have_a_lower_cap() -> None:
+    # 45 MP: a JPEG decodes at a reduced scale, a PNG would need ~450 MB in each worker.
+    assert open_source(_jpeg_with_size(9000, 5000), 200_000_000, 40_000_000).size == (9000, 5000)
+    with pytest.raises(InvalidImage) as caught:
+        process_image(_png_with_size(9000, 5000), META)
+    assert caught.value.reason == (
+        "image too large: header says 9000x5000 = 45,000,000 pixels, over the limit for a PNG image (decoded at "
+        "full size) of 40,000,000 (decompression bomb?)"
+    )
+    assert open_source(_png_with_size(6000, 5000), 200_000_000, 40_000_000).size == (6000, 5000)
+
+
 def test_results_pickle_for_worker_processes() -> None:
     result = process_image(GOOD, META)
     assert pickle.loads(pickle.dumps(result)) == result
