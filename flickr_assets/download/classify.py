@@ -15,6 +15,9 @@ PLACEHOLDER_MARK = "photo_unavailable"
 #: Pixel sizes of the placeholder images (default, ``_l``/``_b``, ``_h``, small sizes).
 PLACEHOLDER_SIZES = frozenset({(500, 374), (1024, 768), (1600, 1200), (640, 480), (800, 600), (240, 180)})
 
+#: The lightest grey taken for a placeholder's background: a page that is mostly white is a document.
+PLACEHOLDER_GREY_MAX = 245
+
 _ORIGINAL_RE = re.compile(r"_o\.[A-Za-z0-9]+$")
 
 #: Leading bytes of the image formats the static host serves.
@@ -49,7 +52,7 @@ def sniff_image(body: bytes) -> str | None:
 def is_placeholder_body(body: bytes) -> bool:
     """True when a 200 body is Flickr's "photo unavailable" placeholder served in place of the photo: a PNG
     or GIF of a placeholder size (500x374, 1024x768, ...) that is mostly one flat light grey. Real photos,
-    even ones served as PNG, are never that flat."""
+    even ones served as PNG, are never that flat; scans and screenshots that are are white, not grey."""
     if sniff_image(body) not in ("png", "gif"):
         return False
     try:
@@ -62,7 +65,7 @@ def is_placeholder_body(body: bytes) -> bool:
     histogram = grey.histogram()
     peak = max(range(256), key=histogram.__getitem__)
     flat = sum(histogram[max(0, peak - 3) : peak + 4])
-    return peak >= 180 and flat >= 0.8 * grey.width * grey.height
+    return 180 <= peak <= PLACEHOLDER_GREY_MAX and flat >= 0.8 * grey.width * grey.height
 
 
 def is_text_body(body: bytes, content_type: str | None) -> bool:

@@ -1,5 +1,6 @@
 """The download engine end to end: real HTTP against the simulator, real files and manifests read back."""
 
+import io
 import itertools
 import os
 import signal
@@ -11,7 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import requests
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from flickr_assets.download import DownloadOptions, download_keyword
 from flickr_assets.download.classify import is_placeholder_body
@@ -116,6 +117,15 @@ def test_placeholder_is_recognised_by_redirect_and_by_its_bytes(sim, harvested, 
     png_photo = next(r for r in zoo if sim.truth.download(r["photo_id"]).zoo == "png_as_jpg")
     body = requests.get(png_photo["url_l"], timeout=10).content
     assert body.startswith(b"\x89PNG") and not is_placeholder_body(body)
+    # A scan of a page at a placeholder size is as flat, but white.
+    page = Image.new("L", (800, 600), 255)
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((40, 40, 760, 560), outline=0, width=3)
+    for y in range(80, 520, 24):
+        draw.line((60, y, 700, y), fill=40, width=2)
+    scan = io.BytesIO()
+    page.save(scan, "PNG")
+    assert not is_placeholder_body(scan.getvalue())
 
 
 def test_photo_stored_for_another_keyword_is_linked_not_fetched(sim, harvested, tmp_path):
