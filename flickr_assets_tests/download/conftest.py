@@ -79,6 +79,14 @@ def check_against_truth(sim: Simulator, layout: DataLayout, keyword: str, record
             assert record["photo_id"] == photo_id
         assert (row["original_width"], row["original_height"]) == truth.source_size
         assert (row["crop_left"] is not None) == (truth.content_box is not None), photo_id
+        if truth.content_box is not None:  # the frame found is the frame drawn (found on a reduced-scale decode)
+            found = (row["crop_left"], row["crop_top"], row["crop_right"], row["crop_bottom"])
+            slack = max(4, max(truth.source_size) // 100)  # JPEG blur at the edge: a few pixels
+            assert all(abs(a - b) <= slack for a, b in zip(found, truth.content_box, strict=True)), (
+                photo_id,
+                found,
+                truth.content_box,
+            )
     shards = Counter(Path(path).parent.name for path in files)
     assert shards and max(shards.values()) <= per_shard
     assert len(shards) >= -(-len(files) // per_shard)
