@@ -25,6 +25,9 @@ from flickr_assets.download.limits import HostLimiter
 
 MAX_REDIRECTS = 5
 
+#: Seconds every request to a host waits after a 429 that says nothing of how long (no Retry-After).
+THROTTLED_PAUSE = 2.0
+
 #: body: image bytes to process; unavailable / not_found: final; retry: may succeed later;
 #: refused: an answer that retrying now will not change (e.g. 403), tried again on the next run.
 AnswerKind = Literal["body", "unavailable", "not_found", "retry", "refused"]
@@ -123,6 +126,8 @@ class Fetcher:
                 wait = min(wait, self._retry_after_max)
                 if status in (429, 503):
                     self._limiter.pause(url, wait)
+            elif status == 429:  # throttled without a word of how long (as Flickr's were seen): everyone waits
+                self._limiter.pause(url, THROTTLED_PAUSE)
             return Answer("retry", url, f"HTTP {status}", status=status, retry_after=wait)
         if status != 200:
             return Answer("refused", url, f"HTTP {status}", status=status)

@@ -170,17 +170,19 @@ class FlickrClient:
                         http_status=error.http_status,
                         kind=error.kind,
                     ) from None
-                delay = self._backoff(attempt, error.retry_after)
+                delay = self._backoff(attempt, error.retry_after, throttled=error.http_status == 429)
                 log.info("retrying %s in %.2fs after: %s", method, delay, error)
                 self.stats.retries += 1
                 self.stats.backoff_seconds += delay
                 self._sleep(delay)
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+    def _backoff(self, attempt: int, retry_after: float | None, throttled: bool = False) -> float:
         delay = self._rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
         if retry_after is not None and retry_after > 0:
             self.limiter.penalize(retry_after)  # everyone sharing the key waits, not just this run
             delay = max(delay, retry_after)
+        elif throttled:  # a 429 that does not say how long (none was seen to): everyone waits our backoff
+            self.limiter.penalize(delay)
         return delay
 
     def _once(self, method: str, args: dict[str, Any]) -> dict[str, Any]:

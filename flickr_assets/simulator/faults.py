@@ -23,7 +23,7 @@ class Faults:
     types, missing fields, absurd totals); static requests ``drop``, ``static_429``, ``static_5xx``,
     ``html`` (an HTML page with 200), ``truncate`` (fewer bytes than Content-Length) or ``corrupt`` (garbled
     JPEG bytes, same length). ``slow`` delays any request by ``slow_seconds`` first. 429s carry
-    ``Retry-After: retry_after``.
+    ``Retry-After: retry_after`` (none when it is None).
     """
 
     seed: int = 0
@@ -40,13 +40,13 @@ class Faults:
     truncate: float = 0.0
     corrupt: float = 0.0
     html: float = 0.0
-    retry_after: int = 1
+    retry_after: int | None = 1  # None: 429s without a Retry-After header (none was ever seen on Flickr's)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in ("seed", "retry_after", "slow_seconds"):
-                if value < 0:
+                if value is not None and value < 0:
                     raise ValueError(f"Faults: {f.name} must not be negative, got {value}")
             elif not 0.0 <= value <= 1.0:
                 raise ValueError(f"Faults: {f.name} is a probability in [0, 1], got {value}")
@@ -67,7 +67,10 @@ class Faults:
             if not sep or name not in names:
                 raise ValueError(f"Faults: bad item {item!r}; expected NAME=VALUE with NAME one of {', '.join(names)}")
             try:
-                values[name] = int(raw) if names[name] in (int, "int") else float(raw)
+                if name == "retry_after" and raw.strip().lower() == "none":
+                    values[name] = None  # type: ignore[assignment]
+                    continue
+                values[name] = int(raw) if name in ("seed", "retry_after") else float(raw)
             except ValueError:
                 raise ValueError(f"Faults: {name} needs a number, got {raw.strip()!r}") from None
         return cls(**values)  # type: ignore[arg-type]

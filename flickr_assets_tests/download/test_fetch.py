@@ -1,13 +1,16 @@
-"""Fetcher behaviour the simulator cannot play: a server closing kept connections, redirect loops."""
+"""Fetcher behaviour: what the simulator cannot play (a server closing kept connections, redirect loops), and
+a 429 without Retry-After against the simulator."""
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from flickr_assets.download.fetch import Fetcher
+from flickr_assets.download.fetch import THROTTLED_PAUSE, Fetcher
 from flickr_assets.download.limits import HostLimiter
+from flickr_assets.simulator import Faults
 
 BODY = b"\xff\xd8\xff\xe0" + b"x" * 5000 + b"\xff\xd9"
 
@@ -106,3 +109,19 @@ def test_bad_redirects_are_refused_with_every_request_and_byte_counted(redirect_
     assert (nowhere.kind, nowhere.reason) == ("refused", "HTTP 302 redirect without Location")
     assert (nowhere.requests, nowhere.bytes_received) == (1, len(b"moved"))
     assert (broken.kind, broken.reason) == ("refused", "HTTP 302 redirect to a bad URL 'http://[::1/x.jpg'")
+
+
+def test_a_429_without_retry_after_pauses_the_host_for_everyone(sim, harvested):
+    urls = [url for url in harvested("stonehenge")["url_l"].to_pylist() if url][:2]
+    fetcher = Fetcher(HostLimiter(4, 2, 0.0), timeout=5, user_agent="test", retry_after_max=10)
+    try:
+        sim.faults = Faults(static_429=1.0, retry_after=None)  # as Flickr's static host was seen to answer
+        throttled = fetcher.get(urls[0])
+        sim.faults = Faults()
+        started = time.monotonic()
+        answer = fetcher.get(urls[1])  # another photo, same host
+        waited = time.monotonic() - started
+    finally:
+        fetcher.close()
+    assert (throttled.kind, throttled.reason, throttled.retry_after) == ("retry", "HTTP 429", None)
+    assert answer.kind == "body" and waited >= THROTTLED_PAUSE - 0.05

@@ -116,6 +116,19 @@ def test_retry_after_is_honoured_and_shared_through_the_budget(sim, tmp_path):
     assert client.stats.errors["http_429"] == 3
 
 
+def test_a_429_without_retry_after_makes_everyone_wait_the_backoff(sim, tmp_path):
+    sim.faults = Faults(rest_429=1.0, retry_after=None)  # as Flickr's 429s were seen: no Retry-After
+    sleeps = Sleeps()
+    budget = ApiBudget(tmp_path / ".state", calls_per_hour=360_000)
+    client = client_for(sim, max_attempts=2, backoff_base=4.0, backoff_max=4.0, sleep=sleeps, limiter=budget)
+    before = time.time()
+    with pytest.raises(TransientFlickrError, match="429"):
+        client.search(text="colosseum")
+    assert len(sleeps.delays) == 1
+    state = json.loads((tmp_path / ".state" / "api_budget.json").read_text())
+    assert state["blocked_until"] >= before + sleeps.delays[0] - 0.01  # shared: other runs wait as long
+
+
 def test_backoff_is_exponential_with_full_jitter_and_capped(sim):
     sim.faults = Faults(rest_5xx=1.0)
     sleeps = Sleeps()
