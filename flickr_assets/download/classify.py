@@ -8,6 +8,8 @@ import urllib.parse
 
 from PIL import Image
 
+from flickr_assets.imaging.decode import sniff_format
+
 #: Flickr redirects a removed or hidden photo to ``…/photo_unavailable[_l|_h].png`` (a 200 PNG);
 #: older pages used ``photo_unavailable.gif``.
 PLACEHOLDER_MARK = "photo_unavailable"
@@ -20,14 +22,6 @@ PLACEHOLDER_GREY_MAX = 245
 
 _ORIGINAL_RE = re.compile(r"_o\.[A-Za-z0-9]+$")
 
-#: Leading bytes of the image formats the static host serves.
-_MAGIC = (
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"GIF87a", "gif"),
-    (b"GIF89a", "gif"),
-)
-
 
 def is_original_url(url: str) -> bool:
     """True for an Original (``…_o.<format>``), which Flickr throttles much harder."""
@@ -39,21 +33,11 @@ def is_placeholder_url(url: str) -> bool:
     return PLACEHOLDER_MARK in urllib.parse.unquote(url).lower()
 
 
-def sniff_image(body: bytes) -> str | None:
-    """The image format of ``body`` from its first bytes (``jpeg``, ``png``, ``gif``, ``webp``), else None."""
-    for magic, name in _MAGIC:
-        if body.startswith(magic):
-            return name
-    if body[:4] == b"RIFF" and body[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
 def is_placeholder_body(body: bytes) -> bool:
     """True when a 200 body is Flickr's "photo unavailable" placeholder served in place of the photo: a PNG
     or GIF of a placeholder size (500x374, 1024x768, ...) that is mostly one flat light grey. Real photos,
     even ones served as PNG, are never that flat; scans and screenshots that are are white, not grey."""
-    if sniff_image(body) not in ("png", "gif"):
+    if sniff_format(body) not in ("PNG", "GIF"):
         return False
     try:
         with Image.open(io.BytesIO(body)) as image:

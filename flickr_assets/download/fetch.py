@@ -19,9 +19,9 @@ from flickr_assets.download.classify import (
     is_retryable_status,
     is_text_body,
     retry_after_seconds,
-    sniff_image,
 )
 from flickr_assets.download.limits import HostLimiter
+from flickr_assets.imaging.decode import sniff_format
 
 MAX_REDIRECTS = 5
 
@@ -137,7 +137,7 @@ class Fetcher:
         if is_placeholder_url(url):
             return Answer("unavailable", url, "served the photo_unavailable placeholder", status=status)
         content_type = response.headers.get("Content-Type")
-        if sniff_image(body) is None and is_text_body(body, content_type):
+        if sniff_format(body) is None and is_text_body(body, content_type):
             return Answer("retry", url, describe_body(body, content_type), status=status)
         if is_placeholder_body(body):
             return Answer("unavailable", url, "served the photo_unavailable placeholder image", status=status)

@@ -21,8 +21,17 @@ _UPRIGHT = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"BM", b"II*\x00", b"MM\x00*")
-_MAGIC_NAMES = ("JPEG", "PNG", "GIF", "RIFF/WebP", "BMP", "TIFF", "TIFF")
+#: Leading bytes of the image formats a host may serve, and their names.
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"RIFF", "WebP"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
 _OPEN_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexError, TypeError, KeyError)
 
 
@@ -56,10 +65,18 @@ def _describe_non_image(data: bytes) -> str:
     if printable >= 0.95 * len(sample):
         snippet = sample[:40].decode("ascii", "replace").split("\n")[0]
         return f"not an image: the body is text (starts with {snippet!r})"
-    for magic, name in zip(_MAGIC, _MAGIC_NAMES, strict=True):
-        if data.startswith(magic):
-            return f"corrupt {name} image: the header cannot be read (first bytes {data[:8].hex(' ')})"
+    name = sniff_format(data)
+    if name is not None:
+        return f"corrupt {name} image: the header cannot be read (first bytes {data[:8].hex(' ')})"
     return f"not an image: unrecognised format (first bytes {data[:8].hex(' ')})"
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The image format ``data`` starts like (``JPEG``, ``PNG``, ``GIF``, ``WebP``, ...), None if none."""
+    for magic, name in _MAGIC:
+        if data.startswith(magic) and (name != "WebP" or data[8:12] == b"WEBP"):
+            return name
+    return None
 
 
 def _open_ignoring_pillow_cap(data: bytes) -> Image.Image:
@@ -89,7 +106,7 @@ def open_source(data: bytes, max_pixels: int, max_full_decode_pixels: int | None
     ``max_pixels``, or ``max_full_decode_pixels`` for a format decoded at full size, i.e. not JPEG)."""
     if not data:
         raise InvalidImage("empty body (0 bytes)")
-    if not data.startswith(_MAGIC) and data.lstrip()[:1] in (b"<", b"{", b"["):
+    if sniff_format(data) is None and data.lstrip()[:1] in (b"<", b"{", b"["):
         raise InvalidImage(_describe_non_image(data))
     try:
         image = Image.open(io.BytesIO(data))

@@ -17,11 +17,11 @@ from flickr_assets.download.classify import (
     is_placeholder_url,
     is_retryable_status,
     retry_after_seconds,
-    sniff_image,
 )
 from flickr_assets.download.limits import HostLimiter, SharedLimits
 from flickr_assets.download.options import DownloadOptions, DownloadProgress
 from flickr_assets.download.workers import StopFlag
+from flickr_assets.imaging.decode import sniff_format
 
 
 def test_placeholder_and_original_urls():
@@ -34,11 +34,12 @@ def test_placeholder_and_original_urls():
 
 
 def test_body_sniffing():
-    assert sniff_image(b"\xff\xd8\xff\xe0rest") == "jpeg"
-    assert sniff_image(b"\x89PNG\r\n\x1a\nrest") == "png"
-    assert sniff_image(b"GIF89a...") == "gif"
-    assert sniff_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "webp"
-    assert sniff_image(b"<!DOCTYPE html><html>") is None
+    assert sniff_format(b"\xff\xd8\xff\xe0rest") == "JPEG"
+    assert sniff_format(b"\x89PNG\r\n\x1a\nrest") == "PNG"
+    assert sniff_format(b"GIF89a...") == "GIF"
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "WebP"
+    assert sniff_format(b"RIFF\x00\x00\x00\x00WAVEfmt ") is None  # a sound, not an image
+    assert sniff_format(b"<!DOCTYPE html><html>") is None
     assert describe_body(b"  <html><body>busy</body></html>", "text/html") == "HTML body (text/html, 32 bytes)"
     assert describe_body(b"", None) == "non-image body (no content type, 0 bytes)"
 
