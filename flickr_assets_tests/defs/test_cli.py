@@ -48,7 +48,12 @@ def test_a_keyword_added_to_the_file_is_materialised_by_both_clis(pipeline_env, 
         env,
     )
     assert layout.records_file("black/white").exists()
-    assert layout.images_dir("black/white").parent == layout.images_root  # the slash never made a sub-folder
+    stored = pq.read_table(layout.manifest_file("black/white"), columns=["status", "path"]).to_pylist()
+    paths = [row["path"] for row in stored if row["status"] == "ok"]
+    # The slash never made a sub-folder: every image is in the one percent-encoded folder.
+    assert paths and all(path.startswith("images/black%2Fwhite/") for path in paths)
+    assert all(layout.resolve_relative(path).exists() for path in paths)
+    assert not (layout.images_root / "black").exists()
 
     _run([str(BIN / "dg"), "launch", "--assets", "photo_catalog"], env)
     catalog = pq.read_table(layout.catalog_file, columns=["photo_id", "keywords"]).to_pylist()

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import random
 import socket
 import time
 
@@ -76,6 +77,7 @@ def test_transient_failures_are_retried_then_reported(sim, faults, kind):
     with pytest.raises(TransientFlickrError, match="gave up after 3 attempts"):
         client.search(text="colosseum")
     assert client.stats.calls == 3 and client.stats.retries == 2 and len(sleeps.delays) == 2
+    assert sum(client.stats.errors.values()) == 3, client.stats.errors  # every attempt's error, classified
     assert all(name.startswith(kind) for name in client.stats.errors), client.stats.errors
     assert sim.stats.snapshot()["rest_calls"] == 3
 
@@ -132,11 +134,12 @@ def test_a_429_without_retry_after_makes_everyone_wait_the_backoff(sim, tmp_path
 def test_backoff_is_exponential_with_full_jitter_and_capped(sim):
     sim.faults = Faults(rest_5xx=1.0)
     sleeps = Sleeps()
-    client = client_for(sim, max_attempts=7, backoff_base=1.0, backoff_max=8.0, sleep=sleeps)
+    client = client_for(sim, max_attempts=7, backoff_base=1.0, backoff_max=8.0, sleep=sleeps, rng=random.Random(5))
     with pytest.raises(TransientFlickrError):
         client.search(text="colosseum")
     caps = [1, 2, 4, 8, 8, 8]
-    assert len(sleeps.delays) == 6 and all(0 <= d <= cap for d, cap in zip(sleeps.delays, caps, strict=True))
+    expected = random.Random(5)
+    assert sleeps.delays == [expected.uniform(0, cap) for cap in caps]  # full jitter under a doubling cap
 
 
 def test_faulty_server_still_answers_through_retries(sim):

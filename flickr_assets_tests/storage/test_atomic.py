@@ -65,14 +65,22 @@ def test_a_failed_write_bytes_keeps_the_old_file_and_no_temp(tmp_path):
 
 @pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
 def test_files_written_without_fsync_are_whole_and_made_durable_together(tmp_path, monkeypatch, syncfs):
+    # The bytes read back come from the page cache either way: what makes them durable are the sync calls.
+    real_syncfs, real_fsync = atomic._syncfs(), atomic._fsync_file
+    synced: list[object] = []
     if not syncfs:
         monkeypatch.setattr(atomic, "_syncfs", lambda: None)  # a C library without syncfs
-    elif atomic._syncfs() is None:
+    elif real_syncfs is None:
         pytest.skip("no syncfs on this system")
+    else:
+        monkeypatch.setattr(atomic, "_syncfs", lambda: lambda fd: synced.append("syncfs") or real_syncfs(fd))
+    monkeypatch.setattr(atomic, "_fsync_file", lambda path: synced.append(path) or real_fsync(path))
     files = [tmp_path / f"shard-{n % 3}" / f"{n}.jpg" for n in range(12)]
     for n, path in enumerate(files):
         write_bytes(path, bytes([n]) * (1000 + n), durable=False)
+    assert synced == []  # nothing synced while writing
     make_durable(tmp_path, files)
+    assert synced == (["syncfs"] if syncfs else files)  # one syncfs for the lot, else every file
     assert [path.read_bytes() for path in files] == [bytes([n]) * (1000 + n) for n in range(12)]
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted(
         [f"shard-{n}" for n in range(3)] + [p.name for p in files]
