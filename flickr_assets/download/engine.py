@@ -96,7 +96,7 @@ def download_keyword(
         stopped=run.stopped,
         manifest=layout.manifest_file(keyword),
         contact_sheet=sheet,
-        temp_files_removed=removed,
+        temp_files_removed=removed + run.temp_files_removed,
         failures=dict(run.failures.most_common(10)),
     )
 
@@ -125,7 +125,7 @@ class _Run:
         self.should_stop = should_stop
         self.paths = ImagePaths(layout, keyword)
         self.images_dir = layout.images_dir(keyword)
-        self.done = self.linked = self.bytes_fetched = self.requests = 0
+        self.done = self.linked = self.bytes_fetched = self.requests = self.temp_files_removed = 0
         self.counts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.stopped = False
@@ -188,6 +188,8 @@ class _Run:
         finally:
             if pool is not None:
                 pool.close()
+                if pool.replaced:  # a worker killed mid-write left its temp file (we hold the keyword's lock)
+                    self.temp_files_removed += remove_stale_temp_files(self.images_dir)
 
     def _without_request(self, task: Task) -> dict | None:
         """The row of a photo decided here (no image URL, known too small, linked from another keyword)."""

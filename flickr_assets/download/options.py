@@ -110,7 +110,7 @@ class DownloadResult:
     stopped: bool  # ended early because ``should_stop`` said so
     manifest: Path
     contact_sheet: Path | None
-    temp_files_removed: int = 0
+    temp_files_removed: int = 0  # temp files left by a killed run, or by a worker killed during this one
     failures: dict[str, int] = field(default_factory=dict)  # reasons of ``failed`` rows this run (top ones)
 
     @property

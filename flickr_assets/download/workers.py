@@ -220,6 +220,7 @@ class WorkerPool:
         )
         self._stopping = StopFlag(self._context)
         self._crashes: dict[int, int] = {}
+        self.replaced = 0  # workers that died and were replaced (each may have left a temp file behind)
         self._workers = [self._start(number) for number in range(self.processes)]
         self._watch()
 
@@ -301,6 +302,7 @@ class WorkerPool:
         worker.jobs.close()
         worker.results.close()
         index = self._workers.index(worker)
+        self.replaced += 1
         self._limits.release_held(index)  # the request slots it died holding would be lost to every worker
         self._workers[index] = replacement = self._start(index)
         for job in worker.in_flight.values():
