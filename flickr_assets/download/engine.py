@@ -266,7 +266,8 @@ def make_job(paths: ImagePaths, task: Task) -> Job:
     destination = paths.file(task.shard, task.file_name)
     metadata = {k: v for k, v in (task.record or {}).items() if k not in NOT_EMBEDDED}
     relative = paths.relative(destination)
-    return Job(task.photo_id, task.source.kind, task.source.url, str(destination), relative, metadata)
+    fallback = (task.record or {}).get("url_o") if task.source.kind == "large" else None
+    return Job(task.photo_id, task.source.kind, task.source.url, str(destination), relative, metadata, fallback)
 
 
 def _reason_kind(reason: str) -> str:

@@ -40,6 +40,7 @@ class Job:
     destination: str  # absolute path of the image file
     relative: str  # the manifest's ``path``
     metadata: dict  # the record, as embedded in the file
+    fallback: str | None = None  # the Original's URL, tried when the Large turns out not to be there
 
 
 @dataclass
@@ -72,11 +73,28 @@ def failed_row(job: Job, reason: str) -> dict:
 
 def fetch_and_store(env: WorkerEnv, job: Job) -> tuple[dict | None, int]:
     """Bring one photo to a final or failed row (None if the run is stopping first); also the number of HTTP
-    requests made. Runs on a worker process's fetch thread."""
+    requests made. Runs on a worker process's fetch thread.
+
+    The seed's rule: the Large, and failing that the Original. A Large that is not there (404, or the
+    "photo unavailable" placeholder) does not prove the photo gone: the Original is tried before giving up."""
     started = time.monotonic()
+    row, requests = _fetch_source(env, job, job.source, job.url, started)
+    if row is None or row["status"] not in ("unavailable", "not_found") or not job.fallback:
+        return row, requests
+    large = row
+    row, more = _fetch_source(env, job, "original", job.fallback, started)
+    if row is not None:
+        row["attempts"] += large["attempts"]
+        row["bytes_fetched"] += large["bytes_fetched"]
+        row["reason"] = f"Large: {large['reason']}; Original: {row.get('reason') or 'stored'}"
+    return row, requests + more
+
+
+def _fetch_source(env: WorkerEnv, job: Job, source: str, url: str, started: float) -> tuple[dict | None, int]:
+    """Attempts at one of the photo's sources (``url``), as the options allow: its final or failed row."""
     options = env.options
     destination = Path(job.destination)
-    row = new_row(job.photo_id, "failed", source=job.source, url=job.url, path=job.relative, bytes_fetched=0)
+    row = new_row(job.photo_id, "failed", source=source, url=url, path=job.relative, bytes_fetched=0)
     decode_errors: list[str] = []
     reason = "no attempt made"
     requests = 0
@@ -84,7 +102,7 @@ def fetch_and_store(env: WorkerEnv, job: Job) -> tuple[dict | None, int]:
         if env.stopping.is_set():
             return None, requests
         row["attempts"] += 1
-        answer = env.fetcher.get(job.url)
+        answer = env.fetcher.get(url)
         requests += answer.requests
         row["bytes_fetched"] += answer.bytes_received
         reason = answer.reason or ""

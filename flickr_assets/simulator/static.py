@@ -51,7 +51,8 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         and ext == "jpg"
         and (original or suffix in SUFFIX_TO_SIZE)
     )
-    if not good or cols.deleted[row]:
+    zoo = ZOO_KINDS[cols.zoo[row]][0] if cols.zoo[row] != NORMAL else ""
+    if not good or cols.deleted[row] or (zoo == "large_gone" and suffix == "b"):
         target = PLACEHOLDER_LARGE_PATH if suffix == "b" else PLACEHOLDER_PATH
         return Reply(302, b"", location=sim.base_url + target)
     if fault in ("static_429", "static_5xx", "html"):
@@ -61,7 +62,6 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         if fault == "static_5xx":
             return Reply(sim.fault_choice([500, 502, 503, 504]), HTML_5XX)
         return Reply(200, b"<!DOCTYPE html><html><head><title>Flickr</title></head><body>Oops</body></html>")
-    zoo = ZOO_KINDS[cols.zoo[row]][0] if cols.zoo[row] != NORMAL else ""
     key = RenderKey(
         content=int(cols.content[row]),
         variant=int(cols.variant[row]),
@@ -71,7 +71,7 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         frame_fraction=float(cols.frame_fraction[row]),
         orientation=int(cols.orientation[row]) if original else 1,
         square=size.square,
-        zoo=zoo if zoo not in ("one_side_frame", "tiny") else "",
+        zoo=zoo if zoo not in ("one_side_frame", "tiny", "large_gone") else "",
     )
     if key.square:  # square thumbnails: the photo scaled so its shorter side is the edge, then cropped
         scale = key.square / min(key.width, key.height)

@@ -101,11 +101,11 @@ class GroundTruth:
             return DownloadTruth("not_found", None, None, None, 1)
         cols = universe.cols
         width, height = int(cols.width[row]), int(cols.height[row])
-        if cols.large[row]:
+        zoo = ZOO_KINDS[cols.zoo[row]] if cols.zoo[row] != NORMAL else None
+        if cols.large[row] and not (zoo and zoo[0] == "large_gone"):
             source, size, orientation = "large", scaled_dims(width, height, LARGE_EDGE), 1
         else:
             source, size, orientation = "original", (width, height), int(cols.orientation[row])
-        zoo = ZOO_KINDS[cols.zoo[row]] if cols.zoo[row] != NORMAL else None
         if is_too_small(*size, None):
             # The advertised size already rules the photo out: a downloader need not (and ours does not) fetch it,
             # so whether it was deleted is never seen.

@@ -91,7 +91,11 @@ def test_bad_inputs_get_their_true_status(sim, harvested, tmp_path):
     assert statuses["invalid"] > 0 and statuses["ok"] > 0
     rows = manifest_rows(layout, TEST_PATTERN)
     kinds = {sim.truth.download(i).zoo for i in rows}
-    assert {"zero_bytes", "bomb", "png_as_jpg", "gif_as_jpg", "cmyk"} <= kinds
+    assert {"zero_bytes", "bomb", "png_as_jpg", "gif_as_jpg", "cmyk", "large_gone"} <= kinds
+    # A Large that answers the placeholder is not the end: the Original is stored (the seed's fallback).
+    gone = next(row for i, row in rows.items() if sim.truth.download(i).zoo == "large_gone")
+    assert (gone["status"], gone["source"], gone["url"].endswith("_o.jpg")) == ("ok", "original", True)
+    assert gone["reason"].startswith("Large: redirected to the photo_unavailable placeholder") and gone["attempts"] == 2
     # An image that can never be decoded is tried a few times, then final (not retried by the next run).
     invalid = [row for row in rows.values() if row["status"] == "invalid"]
     assert all(row["attempts"] == 3 and row["reason"].startswith("undecodable image") for row in invalid)

@@ -134,6 +134,11 @@ def test_the_test_pattern_zoo_serves_what_the_truth_expects(sim: Simulator) -> N
             elif truth.zoo == "one_side_frame":
                 left, top, right, bottom = truth.content_box
                 assert left > 0 and (top, right, bottom) == (0, *truth.source_size)
+            elif truth.zoo == "large_gone":  # the Large answers the placeholder; the Original is there
+                gone = session.get(photo["url_l"], allow_redirects=False)
+                assert gone.status_code == 302 and "photo_unavailable" in gone.headers["Location"]
+                original = Image.open(io.BytesIO(session.get(photo["url_o"]).content))
+                assert (truth.source, original.size) == ("original", truth.source_size)
     assert seen == {
         None: "ok",
         "zero_bytes": "invalid",
@@ -144,4 +149,5 @@ def test_the_test_pattern_zoo_serves_what_the_truth_expects(sim: Simulator) -> N
         "gif_as_jpg": "ok",
         "one_side_frame": "ok",
         "tiny": "too_small",
+        "large_gone": "ok",
     }
