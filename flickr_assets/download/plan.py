@@ -9,6 +9,7 @@ room. No shard ever gets more than ``files_per_shard`` photos, even when the rec
 import re
 from collections import Counter
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +59,7 @@ class Plan:
     records: int  # records read
     tasks: dict[int, Task]  # photos to handle, in record order
     skipped: int  # photos already final (or ok with their file present)
-    record_ids: frozenset[int] = frozenset()  # every photo of the records (the manifest keeps their rows)
+    record_ids: AbstractSet[int] = frozenset()  # every photo of the records (the manifest keeps their rows)
 
 
 def open_records(records: pa.Table | str | Path) -> pa.Table | pq.ParquetFile:
@@ -226,7 +227,7 @@ def plan_run(
                 skipped += 1
                 continue
             tasks[photo_id] = Task(photo_id, chosen, shard, name)
-    return Plan(records=len(seen), tasks=tasks, skipped=skipped, record_ids=frozenset(seen))
+    return Plan(records=len(seen), tasks=tasks, skipped=skipped, record_ids=seen)
 
 
 def iter_tasks(source: pa.Table | pq.ParquetFile, tasks: dict[int, Task]) -> Iterator[Task]:

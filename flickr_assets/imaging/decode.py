@@ -119,7 +119,9 @@ def open_source(data: bytes, max_pixels: int, max_full_decode_pixels: int | None
     width, height = image.size
     if width < 1 or height < 1:
         raise InvalidImage(f"corrupt image header: size {width}x{height}")
-    source = Source(image=image, format=image.format or "unknown", orientation=1, size=(width, height))
+    orientation = _orientation(image)  # EXIF is in the header: no pixel is decoded yet
+    size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    source = Source(image=image, format=image.format or "unknown", orientation=orientation, size=size)
     limit, what = max_pixels, "the limit"
     if not source.is_jpeg and max_full_decode_pixels is not None and max_full_decode_pixels < max_pixels:
         limit, what = max_full_decode_pixels, f"the limit for a {source.format} image (decoded at full size)"
@@ -128,9 +130,7 @@ def open_source(data: bytes, max_pixels: int, max_full_decode_pixels: int | None
             f"image too large: header says {width}x{height} = {width * height:,} pixels, over {what} of "
             f"{limit:,} (decompression bomb?)"
         )
-    orientation = _orientation(image)
-    size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-    return Source(image=image, format=source.format, orientation=orientation, size=size)
+    return source
 
 
 def _one_line(exc: BaseException) -> str:

@@ -66,10 +66,16 @@ def read_manifest(layout: DataLayout, keyword: str) -> pa.Table:
 def merged_rows(layout: DataLayout, keyword: str) -> dict[int, dict]:
     """Every merged row of ``keyword`` by photo ID: the manifest's, and the retired rows of photos no longer
     in its records (a manifest row wins)."""
+    return _merged_and_retired(layout, keyword)[0]
+
+
+def _merged_and_retired(layout: DataLayout, keyword: str) -> tuple[dict[int, dict], set[int]]:
+    """:func:`merged_rows`, and the photo IDs that are only in the retired rows."""
     retired = _read_rows_file(layout.retired_rows_file(keyword), "retired rows").to_pylist()
     rows = {row["photo_id"]: row for row in retired}
-    rows.update((row["photo_id"], row) for row in read_manifest(layout, keyword).to_pylist())
-    return rows
+    manifest = read_manifest(layout, keyword).to_pylist()
+    rows.update((row["photo_id"], row) for row in manifest)
+    return rows, set(rows) - {row["photo_id"] for row in manifest}
 
 
 def _read_rows_file(path: Path, what: str) -> pa.Table:
@@ -138,8 +144,8 @@ def merge_journal(layout: DataLayout, keyword: str, record_ids: Collection[int])
     longer among them move to the retired rows, and retired photos that are among them again come back.
     Every row is in one of the two files at every moment (a crash between the writes loses none)."""
     retired_file = layout.retired_rows_file(keyword)
-    before = set(_read_rows_file(retired_file, "retired rows")["photo_id"].to_pylist())
-    rows = load_rows(layout, keyword, merged_rows(layout, keyword))
+    merged, before = _merged_and_retired(layout, keyword)
+    rows = load_rows(layout, keyword, merged)
     kept = [row for photo_id, row in rows.items() if photo_id in record_ids]
     retired = [row for photo_id, row in rows.items() if photo_id not in record_ids]
     returning = [row for row in kept if row["photo_id"] in before]
