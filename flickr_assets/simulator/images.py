@@ -109,7 +109,7 @@ def render(key: RenderKey, seed: int) -> bytes:
         image.convert("CMYK").save(out, "JPEG", quality=quality)
     elif key.zoo == "greyscale":
         image.convert("L").save(out, "JPEG", quality=quality)
-    elif key.zoo == "png_as_jpg":
+    elif key.zoo in ("png_as_jpg", "png_original"):
         image.save(out, "PNG", compress_level=1)
     elif key.zoo == "gif_as_jpg":
         image.convert("P", palette=Image.Palette.ADAPTIVE).save(out, "GIF")

@@ -13,6 +13,7 @@ from xml.sax.saxutils import escape
 from .photos import PhotoText, datetaken, owner_name, owner_nsid, path_alias, secret, server, sizes
 from .search import SearchResult
 from .universe import Universe
+from .zoo import original_format
 
 LICENSES: tuple[tuple[int, str, str], ...] = (
     (
@@ -147,7 +148,7 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
     if "machine_tags" in extras:
         a.append(("machine_tags", text.machine_tags))
     if "original_format" in extras:
-        a += [("originalsecret", secret(universe.seed, photo_id, "o")), ("originalformat", "jpg")]
+        a += [("originalsecret", secret(universe.seed, photo_id, "o")), ("originalformat", original_format(cols, row))]
     if "geo" in extras:
         accuracy = int(cols.accuracy[row])
         if accuracy:
@@ -177,7 +178,7 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
         osec = secret(universe.seed, photo_id, "o")
         for size in sizes(universe, row, wanted):
             if size.name == "o":
-                url = f"{base_url}/{srv}/{photo_id}_{osec}_o.jpg"
+                url = f"{base_url}/{srv}/{photo_id}_{osec}_o.{original_format(cols, row)}"
             else:
                 url = f"{base_url}/{srv}/{photo_id}_{sec}{'_' + size.suffix if size.suffix else ''}.jpg"
             a += [(f"url_{size.name}", url), (f"height_{size.name}", size.height), (f"width_{size.name}", size.width)]

@@ -11,7 +11,7 @@ from .photos import secret, server, sizes
 from .reply import DROP, NOT_FOUND, Reply
 from .responses import HTML_5XX, HTML_429
 from .spec import SUFFIX_TO_SIZE
-from .zoo import NORMAL, ZOO_KINDS
+from .zoo import NORMAL, ZOO_KINDS, original_format
 
 if TYPE_CHECKING:  # server.py imports this module to answer requests
     from .server import Simulator
@@ -48,7 +48,7 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         size is not None
         and given_secret == expected
         and srv == server(photo_id, int(cols.upload[row]))
-        and ext == "jpg"
+        and ext == (original_format(cols, row) if original else "jpg")
         and (original or suffix in SUFFIX_TO_SIZE)
     )
     zoo = ZOO_KINDS[cols.zoo[row]][0] if cols.zoo[row] != NORMAL else ""
@@ -71,7 +71,7 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         frame_fraction=float(cols.frame_fraction[row]),
         orientation=int(cols.orientation[row]) if original else 1,
         square=size.square,
-        zoo=zoo if zoo not in ("one_side_frame", "tiny", "large_gone") else "",
+        zoo="" if zoo in ("one_side_frame", "tiny", "large_gone") or (zoo == "png_original" and not original) else zoo,
     )
     if key.square:  # square thumbnails: the photo scaled so its shorter side is the edge, then cropped
         scale = key.square / min(key.width, key.height)
@@ -84,11 +84,11 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
         sim.stats.rendered()
     if fault == "truncate" and len(data) > 16:
         sim.stats.fault(fault)
-        return Reply(200, data, "image/jpeg", truncate_to=len(data) // 2)
+        return Reply(200, data, "image/png" if ext == "png" else "image/jpeg", truncate_to=len(data) // 2)
     if fault == "corrupt" and len(data) > 1_000:
         sim.stats.fault(fault)
         data = _garble(data, sim.fault_choice(range(1_000_000)))
-    return Reply(200, data, "image/jpeg")
+    return Reply(200, data, "image/png" if ext == "png" else "image/jpeg")
 
 
 def _garble(data: bytes, seed: int) -> bytes:

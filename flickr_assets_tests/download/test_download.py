@@ -96,6 +96,17 @@ def test_bad_inputs_get_their_true_status(sim, harvested, tmp_path):
     gone = next(row for i, row in rows.items() if sim.truth.download(i).zoo == "large_gone")
     assert (gone["status"], gone["source"], gone["url"].endswith("_o.jpg")) == ("ok", "original", True)
     assert gone["reason"].startswith("Large: redirected to the photo_unavailable placeholder") and gone["attempts"] == 2
+    # An Original served as PNG (originalformat "png") is downsampled to 1024 and stored as JPEG.
+    png = next(row for i, row in rows.items() if sim.truth.download(i).zoo == "png_original")
+    assert (png["status"], png["source"], png["url"].endswith("_o.png")) == ("ok", "original", True)
+    assert (png["original_width"], png["original_height"], png["stored_width"], png["stored_height"]) == (
+        1600,
+        1200,
+        1024,
+        768,
+    )
+    with Image.open(layout.root / png["path"]) as stored:
+        assert (stored.format, stored.size) == ("JPEG", (1024, 768))
     # An image that can never be decoded is tried a few times, then final (not retried by the next run).
     invalid = [row for row in rows.values() if row["status"] == "invalid"]
     assert all(row["attempts"] == 3 and row["reason"].startswith("undecodable image") for row in invalid)

@@ -13,7 +13,9 @@ from .helpers import search_json
 
 
 def _photos(sim: Simulator, text: str, **args: object) -> list[dict]:
-    return search_json(sim, text=text, per_page=500, extras="url_l,url_o,url_sq,url_m,o_dims", **args)["photo"]
+    return search_json(sim, text=text, per_page=500, extras="url_l,url_o,url_sq,url_m,o_dims,original_format", **args)[
+        "photo"
+    ]
 
 
 def test_every_advertised_size_is_served_as_a_jpeg_of_that_size(sim: Simulator) -> None:
@@ -139,6 +141,13 @@ def test_the_test_pattern_zoo_serves_what_the_truth_expects(sim: Simulator) -> N
                 assert gone.status_code == 302 and "photo_unavailable" in gone.headers["Location"]
                 original = Image.open(io.BytesIO(session.get(photo["url_o"]).content))
                 assert (truth.source, original.size) == ("original", truth.source_size)
+            elif truth.zoo == "png_original":  # no Large; the Original is a PNG, named and typed as one
+                assert "url_l" not in photo and photo["originalformat"] == "png" and url.endswith("_o.png")
+                served = session.get(url)
+                assert served.headers["Content-Type"] == "image/png" and data[:8] == b"\x89PNG\r\n\x1a\n"
+                assert Image.open(io.BytesIO(data)).size == truth.source_size
+                as_jpg = session.get(url[: -len("png")] + "jpg", allow_redirects=False)
+                assert as_jpg.status_code == 302 and "photo_unavailable" in as_jpg.headers["Location"]
     assert seen == {
         None: "ok",
         "zero_bytes": "invalid",
@@ -150,4 +159,5 @@ def test_the_test_pattern_zoo_serves_what_the_truth_expects(sim: Simulator) -> N
         "one_side_frame": "ok",
         "tiny": "too_small",
         "large_gone": "ok",
+        "png_original": "ok",
     }
