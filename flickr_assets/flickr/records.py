@@ -17,6 +17,7 @@ EXTRAS = (
     "url_l,url_o"
 )
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _TAKEN = re.compile(r"^\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?")
 
 
@@ -84,10 +85,13 @@ def _int(value: Any, low: int, high: int) -> int | None:
         return None
     if isinstance(value, int):
         number = value
-    elif (isinstance(value, float) and value.is_integer()) or (
-        isinstance(value, str) and value.strip().lstrip("-").isdecimal()
-    ):
+    elif isinstance(value, float) and value.is_integer():
         number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdecimal():
+        try:
+            number = int(value)
+        except ValueError:  # "--1300000000"
+            return None
     else:
         return None
     return number if low <= number <= high else None
@@ -106,7 +110,17 @@ def _float(value: Any) -> float | None:
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
-    return value if isinstance(value, str) else str(value)
+    return _utf8(value) if isinstance(value, str) else str(value)
+
+
+def _utf8(text: str) -> str:
+    """``text`` with any lone UTF-16 surrogate (JSON may carry half an emoji: ``"\\ud83d"``) replaced by U+FFFD:
+    Parquet, JPEG comments and XMP need valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _LONE_SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _flag(value: Any) -> bool | None:
@@ -122,9 +136,9 @@ def _description(value: Any) -> str | None:
 
 def _words(value: Any) -> list[str]:
     if isinstance(value, str):
-        return value.split()
+        return _utf8(value).split()
     if isinstance(value, list):
-        return [str(item) for item in value if isinstance(item, str | int)]
+        return [_utf8(item) if isinstance(item, str) else str(item) for item in value if isinstance(item, str | int)]
     return []
 
 

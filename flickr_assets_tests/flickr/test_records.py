@@ -1,11 +1,13 @@
 """Photo JSON -> records row: Flickr's mixed types, "no location" zeros, odd taken dates, bad photos."""
 
+import json
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
 from flickr_assets.flickr.records import BadPhoto, photo_to_row, upload_second
+from flickr_assets.storage.records import rows_to_table
 from flickr_assets.storage.schemas import RECORDS
 
 SEEN = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -100,8 +102,17 @@ def test_missing_optional_fields_and_wrong_types_become_null():
 def test_values_out_of_column_range_do_not_break_the_batch():
     row = photo_to_row({**PHOTO, "accuracy": "1000", "datetakengranularity": 99999, "license": "³"}, "k", SEEN)
     assert row["accuracy"] is None and row["date_taken_granularity"] is None and row["license"] is None
-    assert upload_second({"dateupload": "²"}) is None
+    assert upload_second({"dateupload": "²"}) is None and upload_second({"dateupload": "--1300000000"}) is None
     pa.Table.from_pylist([row], schema=RECORDS)
+
+
+def test_half_an_emoji_in_the_json_is_replaced_not_fatal():
+    # JSON may escape a lone UTF-16 surrogate ("\ud83d", a truncated emoji): valid JSON, invalid UTF-8.
+    photo = json.loads('{"title": "Colosseum \\ud83d", "tags": "rome \\udc00x", "description": "\\ud83d"}')
+    row = photo_to_row({**PHOTO, **photo}, "k", SEEN)
+    assert (row["title"], row["tags"], row["description"]) == ("Colosseum \ufffd", ["rome", "\ufffdx"], "\ufffd")
+    table = rows_to_table([row])
+    assert table["title"].to_pylist() == ["Colosseum \ufffd"]
 
 
 @pytest.mark.parametrize(
@@ -114,6 +125,8 @@ def test_values_out_of_column_range_do_not_break_the_batch():
         ({"dateupload": "yesterday"}, "dateupload"),
         ({"id": "²"}, "id"),  # a digit to str.isdigit, not to int()
         ({"dateupload": "①"}, "dateupload"),
+        ({"dateupload": "--1300000000"}, "dateupload"),
+        ({"id": "-5"}, "id"),
     ],
 )
 def test_photos_without_required_fields_are_rejected_with_a_reason(change, reason):
