@@ -103,14 +103,15 @@ def photo_records(
         raise _permanent(error) from None
     context.log.info(f"harvesting {keyword!r}: {query.api_arguments()}")
     try:
-        result = harvest_keyword(
-            layout,
-            client,
-            query,
-            full_refresh=config.full_refresh,
-            overlap=overlap,
-            on_progress=_Progress(context),
-        )
+        with client:
+            result = harvest_keyword(
+                layout,
+                client,
+                query,
+                full_refresh=config.full_refresh,
+                overlap=overlap,
+                on_progress=_Progress(context),
+            )
     except (PermanentFlickrError, SchemaMismatch) as error:
         raise _permanent(error) from None
     context.log.info(f"harvested {keyword!r}: {result}")

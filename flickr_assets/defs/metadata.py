@@ -52,6 +52,8 @@ def harvest_metadata(layout: DataLayout, keyword: str, result: HarvestResult) ->
         "searched_from": dg.MetadataValue.timestamp(result.start),
         "searched_until": dg.MetadataValue.timestamp(result.end),
         "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed, 2)),
+        "api_budget_wait_seconds": dg.MetadataValue.float(round(result.budget_wait, 2)),
+        "retry_backoff_seconds": dg.MetadataValue.float(round(result.backoff, 2)),
         "path": dg.MetadataValue.path(str(path)),
         "preview": dg.MetadataValue.md(_markdown_preview(path, RECORD_PREVIEW_COLUMNS)),
         "skipped_photos": dg.MetadataValue.int(sum(result.skipped.values())),

@@ -149,7 +149,15 @@ class FlickrClient:
         return self._with_retries("flickr.photos.search", args, _search_page)
 
     def close(self) -> None:
+        """Close the pooled connections (the client and its session refer to each other: without this, the
+        sockets stay open until the garbage collector finds the cycle)."""
         self.session.close()
+
+    def __enter__(self) -> "FlickrClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     # --- internals -------------------------------------------------------------------------------
     def _with_retries(self, method: str, args: dict[str, Any], parse: Callable[[dict[str, Any]], Any]) -> Any:

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from flickr_assets.flickr.client import FlickrClient
@@ -50,6 +50,8 @@ class HarvestResult:
     skipped: dict[str, int] = field(default_factory=dict)
     split_seconds: int = 0
     latest_upload: datetime | None = None
+    budget_wait: float = 0.0  # seconds spent waiting for the hourly API budget
+    backoff: float = 0.0  # seconds spent backing off before retries
 
     @property
     def calls_per_1000(self) -> float | None:
@@ -121,7 +123,7 @@ def _harvest(
         watermark = datetime.fromisoformat(state["harvested_until"])
         start = max(query.min_upload, watermark - overlap)
     end = min(query.max_upload, now) if query.max_upload else now
-    requests_before, retries_before = client.stats.calls, client.stats.retries
+    before = replace(client.stats)  # counters so far: the result reports this run's share
 
     harvest = Harvest(client, query, start=start, end=end, seen_at=now, on_progress=on_progress)
     with RecordsWriter(layout, keyword) as writer:
@@ -151,8 +153,8 @@ def _harvest(
         rows_received=harvest.rows_received,
         unique_harvested=merged.new_rows + merged.updated_rows,
         calls=harvest.calls,
-        http_requests=client.stats.calls - requests_before,
-        retries=client.stats.retries - retries_before,
+        http_requests=client.stats.calls - before.calls,
+        retries=client.stats.retries - before.retries,
         windows=len(harvest.coverage),
         reported_total=harvest.first_total,
         start=start,
@@ -162,6 +164,8 @@ def _harvest(
         skipped=dict(harvest.skipped),
         split_seconds=harvest.split_seconds,
         latest_upload=latest,
+        budget_wait=client.stats.budget_wait_seconds - before.budget_wait_seconds,
+        backoff=client.stats.backoff_seconds - before.backoff_seconds,
     )
 
 

@@ -68,6 +68,7 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
         assert records_md["rows"].value == records_md["dagster/partition_row_count"].value == len(truth)
         assert records_md["api_calls"].value >= 1 and records_md["calls_per_1000_photos"].value > 0
         assert records_md["skipped_photos"].value == 0 and "skipped_reasons" not in records_md
+        assert records_md["retry_backoff_seconds"].value == 0 and records_md["api_budget_wait_seconds"].value >= 0
         assert records_md["latest_upload"].value <= records_md["searched_until"].value
         assert "photo_id" in records_md["preview"].value
         images_md = result.asset_materializations_for_node("photo_images")[0].metadata

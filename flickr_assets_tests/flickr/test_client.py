@@ -37,6 +37,14 @@ def test_echo_and_search_shapes(sim):
     assert client.stats.calls == 2 and client.stats.retries == 0
 
 
+def test_leaving_the_client_closes_its_connections(sim):
+    with client_for(sim) as client:
+        client.call("flickr.test.echo")
+        pool = client.session.get_adapter(sim.rest_url).poolmanager
+        assert len(pool.pools) == 1
+    assert len(pool.pools) == 0  # closed now, not when the garbage collector finds the client's cycle
+
+
 @pytest.mark.parametrize("key", ["0123456789abcdef0123456789abcdef", "not-a-key"])
 def test_invalid_key_fails_in_one_call_with_a_clear_message(sim, key):
     client = client_for(sim, key=key)

@@ -87,6 +87,7 @@ def test_recall_is_complete_with_faults_on(sim, tmp_path, keyword, has_geo):
     faults = sim.stats.snapshot()["faults"]
     assert result.retries > 0 and sum(faults.values()) > 0
     assert result.http_requests == result.calls + result.retries
+    assert 0 < result.backoff < result.elapsed  # the time the retries cost is reported
 
 
 @pytest.mark.slow
