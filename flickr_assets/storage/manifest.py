@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.layout import DataLayout
-from flickr_assets.storage.schemas import MANIFEST, STATUSES
+from flickr_assets.storage.schemas import MANIFEST, STATUSES, SchemaMismatch, conform
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +85,10 @@ def _read_rows_file(path: Path, what: str) -> pa.Table:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as error:
         raise ManifestError(f"{path}: unreadable {what} ({error})") from None
-    missing = [name for name in MANIFEST.names if name not in table.column_names]
-    if missing:
-        raise ManifestError(f"{path}: {what} lacks columns {', '.join(missing)}")
-    return table.select(MANIFEST.names).cast(MANIFEST)
+    try:
+        return conform(table, MANIFEST)  # a file of another version: a column added since is filled with nulls
+    except SchemaMismatch as error:
+        raise ManifestError(f"{path}: {what} {error}") from None
 
 
 def read_journal(path: Path) -> Iterator[dict]:

@@ -139,6 +139,18 @@ def test_an_unreadable_manifest_names_its_path(layout):
     assert str(path) in str(caught.value)
 
 
+def test_a_manifest_of_an_older_version_is_read_and_a_broken_one_names_its_path(layout):
+    write_manifest(layout, "k", [row(1), row(2, "not_found")])
+    path = layout.manifest_file("k")
+    pq.write_table(pq.read_table(path).drop_columns(["source_sha256", "phash"]), path)  # before those columns
+    rows = merged_rows(layout, "k")
+    assert sorted(rows) == [1, 2] and rows[1]["source_sha256"] is None and rows[1]["sha256"] == f"{1:064x}"
+    pq.write_table(pq.read_table(path).drop_columns(["status"]), path)
+    with pytest.raises(ManifestError, match="lacks the column status") as caught:
+        merged_rows(layout, "k")
+    assert str(path) in str(caught.value)
+
+
 class Crash(Exception):
     pass
 
