@@ -1,7 +1,9 @@
 """Command line: ``python -m flickr_assets.download --data-dir DIR KEYWORD [options]``.
 
 Downloads one keyword's images from its records file (``records/keyword=<k>/photos.parquet`` unless
-``--records`` says otherwise) and prints the result. Safe to interrupt and run again.
+``--records`` says otherwise) and prints the result. Safe to interrupt and run again. Exit codes: 0 done,
+1 some photos failed (run again to retry them), 2 bad input, 3 disk full, 4 the keyword is being downloaded
+by another process.
 """
 
 import argparse
@@ -13,6 +15,7 @@ from flickr_assets.download import DiskFull
 from flickr_assets.download.engine import download_keyword
 from flickr_assets.download.options import DownloadOptions
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.locks import KeywordBusy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
         layout = DataLayout.at(args.data_dir)
         records = args.records or layout.records_file(args.keyword)
         result = download_keyword(layout, args.keyword, records, options, on_progress=lambda p: print(p, flush=True))
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     except DiskFull as error:
         print(f"error: {error.strerror}", file=sys.stderr)
         return 3
+    except KeywordBusy as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 4
+    except (ValueError, OSError) as error:  # bad options, records or manifest; a folder that cannot be written
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(result, flush=True)
     return 0 if not result.run_counts.get("failed") else 1
 

@@ -6,10 +6,12 @@ import subprocess
 import sys
 import time
 
+import pyarrow.parquet as pq
 import pytest
 
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.locks import KeywordBusy, keyword_lock, lock_file
+from flickr_assets.storage.schemas import RECORDS
 
 HOLD = """
 import sys, time
@@ -50,6 +52,23 @@ def test_one_run_of_a_stage_per_keyword(layout, stage, verb):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_download_command_says_in_one_line_that_the_keyword_is_busy(layout):
+    records = layout.records_file("k")
+    records.parent.mkdir(parents=True)
+    pq.write_table(RECORDS.empty_table(), records)
+    holder = _holder(layout, "k", "download")
+    try:
+        command = [sys.executable, "-m", "flickr_assets.download", "--data-dir", str(layout.root), "k"]
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode == 4, refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        f"error: keyword 'k' is being downloaded by another process (lock {lock_file(layout, 'k', 'download')})"
+    ]
 
 
 def test_a_holder_killed_by_sigkill_frees_the_lock(layout):
