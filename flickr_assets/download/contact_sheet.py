@@ -20,8 +20,10 @@ GAP = 4
 
 def make_contact_sheet(layout: DataLayout, keyword: str, manifest: pa.Table, count: int = 12) -> Path | None:
     """Write a grid of up to ``count`` thumbnails of the keyword's stored images (the first by photo ID)
-    to ``DataLayout.contact_sheet_file``; return its path, or None when nothing is stored."""
+    to ``DataLayout.contact_sheet_file``; return its path, or None (and no sheet) when nothing is stored."""
+    path = layout.contact_sheet_file(keyword)
     if count <= 0 or manifest.num_rows == 0:
+        path.unlink(missing_ok=True)  # a sheet of photos the keyword no longer has would mislead
         return None
     ok = manifest.filter(pc.equal(manifest["status"], "ok")).sort_by("photo_id").slice(0, count)
     thumbs = []
@@ -35,6 +37,7 @@ def make_contact_sheet(layout: DataLayout, keyword: str, manifest: pa.Table, cou
         except (OSError, UnidentifiedImageError, ValueError) as error:
             log.warning("contact sheet: skipping %s (%s)", relative, error)
     if not thumbs:
+        path.unlink(missing_ok=True)
         return None
     columns = min(COLUMNS, len(thumbs))
     rows = -(-len(thumbs) // columns)
@@ -45,6 +48,5 @@ def make_contact_sheet(layout: DataLayout, keyword: str, manifest: pa.Table, cou
         sheet.paste(thumb, (x, y))
     buffer = io.BytesIO()
     sheet.save(buffer, "JPEG", quality=85)
-    path = layout.contact_sheet_file(keyword)
     write_bytes(path, buffer.getvalue())
     return path

@@ -291,13 +291,19 @@ def test_photos_leaving_the_records_leave_the_manifest_and_come_back_without_a_f
     assert {row["photo_id"]: row for row in retired} == {k: v for k, v in first.items() if k not in kept}
     assert stored_files(layout, "stonehenge") == files  # nothing deleted
     assert manifest_problems(layout, "stonehenge") == []
+    assert result.contact_sheet == layout.contact_sheet_file("stonehenge") and result.contact_sheet.exists()
+
+    # A query that matches nothing now: no photo left to preview, so no contact sheet of photos gone.
+    result = download_keyword(layout, "stonehenge", records.slice(0, 0), DownloadOptions())
+    assert result.counts == {} and result.contact_sheet is None
+    assert not layout.contact_sheet_file("stonehenge").exists()
 
     # The old query is back: every photo returns to the manifest, none is fetched again.
     sim.stats.reset()
     result = download_keyword(layout, "stonehenge", records, DownloadOptions())
     assert manifest_rows(layout, "stonehenge") == first
     assert result.done == 0 and sim.stats.snapshot()["static_requests"] == 0
-    assert not layout.retired_rows_file("stonehenge").exists()
+    assert not layout.retired_rows_file("stonehenge").exists() and result.contact_sheet.exists()
 
 
 def test_a_photo_that_cannot_be_written_fails_alone_and_says_why(sim, harvested, tmp_path):
