@@ -1,9 +1,7 @@
 """Pure rules that sort a static-host answer into what it means (no I/O)."""
 
-import email.utils
 import io
 import re
-import time
 import urllib.parse
 
 from PIL import Image
@@ -64,20 +62,6 @@ def describe_body(body: bytes, content_type: str | None) -> str:
     head = body[:16].lstrip().lower()
     kind = "HTML" if head.startswith((b"<!doctype", b"<html", b"<")) else "non-image"
     return f"{kind} body ({content_type or 'no content type'}, {len(body)} bytes)"
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date), None if absent/bad."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdecimal():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def is_retryable_status(status: int) -> bool:

@@ -18,10 +18,10 @@ from flickr_assets.download.classify import (
     is_placeholder_url,
     is_retryable_status,
     is_text_body,
-    retry_after_seconds,
 )
 from flickr_assets.download.limits import HostLimiter
 from flickr_assets.imaging.decode import sniff_format
+from flickr_assets.retry_after import retry_after_seconds
 
 MAX_REDIRECTS = 5
 

@@ -29,8 +29,13 @@ from flickr_assets.flickr.errors import (
     api_error,
     http_error,
 )
+from flickr_assets.retry_after import retry_after_seconds
 
 FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
+#: The longest ``Retry-After`` obeyed per attempt (as the image download): a server asking for an hour would
+#: otherwise hold the run, and every run sharing the key's budget, silently for hours; after its attempts the run
+#: fails, naming the 429, and the asset's retry policy tries again later.
+RETRY_AFTER_MAX_S = 120.0
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +192,7 @@ class FlickrClient:
     def _backoff(self, attempt: int, retry_after: float | None, throttled: bool = False) -> float:
         delay = self._rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
         if retry_after is not None and retry_after > 0:
+            retry_after = min(retry_after, RETRY_AFTER_MAX_S)
             self.limiter.penalize(retry_after)  # everyone sharing the key waits, not just this run
             delay = max(delay, retry_after)
         elif throttled:  # a 429 that does not say how long (none was seen to): everyone waits our backoff
@@ -236,7 +242,7 @@ class FlickrClient:
 
     def _record_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last.status = response.status_code
-        self._last.retry_after = _retry_after(response.headers.get("Retry-After"))
+        self._last.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
 
     def _redact(self, text: str) -> str:
         for secret in (self._key, self._secret):
@@ -262,15 +268,6 @@ def _flickr_message(error: flickrapi.exceptions.FlickrError) -> str:
     text = str(error)
     prefix = f"Error: {error.code}: "
     return text[len(prefix) :] if text.startswith(prefix) else text
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date; rare enough to fall back to our own backoff
 
 
 def _int(value: Any, name: str) -> int:

@@ -1,6 +1,5 @@
 """Pure answer-classification rules, per-host manners and option checks."""
 
-import email.utils
 import multiprocessing
 import os
 import signal
@@ -16,7 +15,6 @@ from flickr_assets.download.classify import (
     is_original_url,
     is_placeholder_url,
     is_retryable_status,
-    retry_after_seconds,
 )
 from flickr_assets.download.limits import HostLimiter, SharedLimits
 from flickr_assets.download.options import DownloadOptions, DownloadProgress
@@ -42,16 +40,6 @@ def test_body_sniffing():
     assert sniff_format(b"<!DOCTYPE html><html>") is None
     assert describe_body(b"  <html><body>busy</body></html>", "text/html") == "HTML body (text/html, 32 bytes)"
     assert describe_body(b"", None) == "non-image body (no content type, 0 bytes)"
-
-
-def test_retry_after_in_seconds_or_as_a_date():
-    assert retry_after_seconds("7") == 7.0
-    assert retry_after_seconds(None) is None and retry_after_seconds("soon") is None
-    assert retry_after_seconds("²") is None  # latin-1 header text that str.isdigit takes for a digit
-    now = time.time()
-    date = email.utils.formatdate(now + 30, usegmt=True)
-    assert 28 <= retry_after_seconds(date, now=now) <= 31
-    assert retry_after_seconds(email.utils.formatdate(now - 30, usegmt=True), now=now) == 0.0
 
 
 def test_status_rules():

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from flickr_assets.flickr.client import FlickrClient
+from flickr_assets.flickr.client import RETRY_AFTER_MAX_S, FlickrClient
 from flickr_assets.flickr.errors import PermanentFlickrError, TransientFlickrError
 from flickr_assets.flickr.ratelimit import ApiBudget
 from flickr_assets.simulator import DEMO_API_KEY, DEMO_API_SECRET, Budget, Faults, Simulator
@@ -124,6 +124,15 @@ def test_retry_after_is_honoured_and_shared_through_the_budget(sim, tmp_path):
     state = json.loads((tmp_path / ".state" / "api_budget.json").read_text())
     assert state["blocked_until"] >= before + 3  # every process on this data folder now waits too
     assert client.stats.errors["http_429"] == 3
+
+
+def test_an_absurd_retry_after_is_capped_at_the_budget_hour(sim):
+    sim.faults = Faults(rest_429=1.0, retry_after=10**9)
+    sleeps = Sleeps()
+    client = client_for(sim, max_attempts=2, sleep=sleeps)
+    with pytest.raises(TransientFlickrError, match="429"):
+        client.search(text="colosseum")
+    assert sleeps.delays == [RETRY_AFTER_MAX_S]
 
 
 def test_a_429_without_retry_after_makes_everyone_wait_the_backoff(sim, tmp_path):
