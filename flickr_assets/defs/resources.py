@@ -61,12 +61,14 @@ class FlickrResource(dg.ConfigurableResource):
             raise SettingError(
                 f"FLICKR_API_KEY is not set: {KEY_HELP} (or run `make demo` to use the bundled simulator)"
             )
+        if not self.api_secret:  # every call is signed with it: Flickr would refuse them all
+            raise SettingError(f"FLICKR_API_SECRET is not set: it comes with FLICKR_API_KEY — {KEY_HELP}")
         if self.calls_per_hour <= 0:
             raise SettingError(f"FLICKR_API_CALLS_PER_HOUR must be a positive number, not {self.calls_per_hour}")
         budget = ApiBudget(layout.state_dir, calls_per_hour=self.calls_per_hour)
         return FlickrClient(
             self.api_key,
-            self.api_secret or "",
+            self.api_secret,
             rest_url=self.api_url,
             limiter=budget,
             timeout=self.timeout_seconds,

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 import flickrapi
 import flickrapi.exceptions
@@ -204,6 +205,7 @@ class FlickrClient:
         self.stats.calls += 1
         self._last.status = None
         self._last.retry_after = None
+        self._last.oauth_problem = None
         try:
             answer = self._api.do_flickr_call(method, timeout=self.timeout, **args)
         except flickrapi.exceptions.FlickrError as error:
@@ -211,7 +213,7 @@ class FlickrClient:
             if error.code is not None:
                 raise api_error(method, error.code, self._redact(_flickr_message(error))) from None
             if status is not None and status != 200:
-                raise http_error(method, status, self._last.retry_after) from None
+                raise http_error(method, status, self._last.retry_after, self._last.oauth_problem) from None
             raise TransientFlickrError(f"Flickr call {method} failed: {self._redact(str(error))}") from None
         except requests.Timeout:
             raise TransientFlickrError(
@@ -243,6 +245,10 @@ class FlickrClient:
     def _record_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last.status = response.status_code
         self._last.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        # OAuth's refusals ("oauth_problem=signature_invalid&debug_sbs=…"): keep only the problem's name (the
+        # rest echoes the signed request, key included).
+        problem = parse_qs(response.text).get("oauth_problem", [None])[0] if response.status_code == 401 else None
+        self._last.oauth_problem = problem if problem and problem.replace("_", "").isalnum() else None
 
     def _redact(self, text: str) -> str:
         for secret in (self._key, self._secret):

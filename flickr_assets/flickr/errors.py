@@ -75,8 +75,14 @@ def api_error(method: str, code: int, message: str) -> FlickrError:
     return PermanentFlickrError(f"Flickr rejected the call {method}: error {code}: {message}", code=code)
 
 
-def http_error(method: str, status: int, retry_after: float | None) -> FlickrError:
-    """The exception for a non-200 HTTP answer to ``method``."""
+def http_error(method: str, status: int, retry_after: float | None, oauth_problem: str | None = None) -> FlickrError:
+    """The exception for a non-200 HTTP answer to ``method`` (``oauth_problem``: what a 401 body named)."""
+    if status == 401 and oauth_problem:
+        return PermanentFlickrError(
+            f"Flickr refused the request signature ({oauth_problem} on {method}) — check FLICKR_API_SECRET: it "
+            "must be the secret issued with FLICKR_API_KEY",
+            http_status=status,
+        )
     if status == 429:
         message = f"Flickr says too many requests (HTTP 429 on {method}); slowing down"
         return TransientFlickrError(message, http_status=status, retry_after=retry_after)

@@ -4,7 +4,10 @@ import re
 import time
 from email.message import Message
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
+
+from oauthlib.common import Request
+from oauthlib.oauth1.rfc5849 import signature as oauth
 
 from . import responses
 from .faults import REST_KINDS
@@ -19,6 +22,7 @@ REST_PATH = "/services/rest/"
 _OAUTH_KEY = re.compile(r'oauth_consumer_key="([^"]*)"')
 _KEY_FORMAT = re.compile(r"^[0-9a-f]{32}$")
 _CALLBACK = re.compile(r"^[A-Za-z_$][\w$.]{0,63}$")
+_OAUTH_SIGNATURE = re.compile(r'oauth_signature="([^"]*)"')
 
 # Answers in the format asked for that still make no sense: cut short, wrong types, missing parts, absurd totals.
 GARBLED_JSON: tuple[bytes, ...] = (
@@ -34,8 +38,8 @@ GARBLED_XML: tuple[bytes, ...] = (
 )
 
 
-def answer(sim: "Simulator", query: str, body: bytes, headers: Message) -> Reply:
-    """The answer to one REST call (URL query plus form body), after key, budget and fault checks."""
+def answer(sim: "Simulator", query: str, body: bytes, headers: Message, http_method: str = "GET") -> Reply:
+    """The answer to one REST call (URL query plus form body), after key, signature, budget and fault checks."""
     args = dict(parse_qsl(query, keep_blank_values=True))
     if body and "form" in headers.get("Content-Type", "application/x-www-form-urlencoded"):
         args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
@@ -54,6 +58,12 @@ def answer(sim: "Simulator", query: str, body: bytes, headers: Message) -> Reply
         return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key has invalid format)"))
     if key not in sim.api_keys:
         return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key not found)"))
+    base = _bad_signature(sim, http_method, query, body, headers, sim.api_keys[key])
+    if base is not None:
+        # Flickr checks an OAuth-signed call's signature against the key's secret (unsigned calls need only
+        # the key) and answers a bad one in OAuth's words, outside the API's envelope.
+        sim.stats.signature_rejection()
+        return Reply(401, b"oauth_problem=signature_invalid&debug_sbs=" + quote(base).encode(), "text/plain")
     if key in sim.budget.expired:
         return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key has expired)"))
     if not sim.budget.admit(key):
@@ -110,6 +120,33 @@ def _fault(sim: "Simulator", fault: str, fmt: Format) -> Reply:
 
 def _api(fmt: Format, body: bytes) -> Reply:
     return Reply(200, body, fmt.content_type)
+
+
+def _bad_signature(
+    sim: "Simulator", http_method: str, query: str, body: bytes, headers: Message, secret: str
+) -> str | None:
+    """None when the call is unsigned or its OAuth 1.0a HMAC-SHA1 signature was made with ``secret``; else the
+    signature base string, which Flickr echoes as ``debug_sbs`` (the key is in it)."""
+    authorization = headers.get("Authorization", "")
+    if not authorization.startswith("OAuth "):
+        return None
+    form = body.decode("utf-8", "replace") if "form" in headers.get("Content-Type", "") else None
+    try:
+        params = oauth.collect_parameters(query, form, {"Authorization": authorization})
+    except ValueError:  # a malformed header
+        return f"{http_method}&"
+    base = oauth.signature_base_string(
+        http_method, oauth.base_string_uri(f"{sim.base_url}{REST_PATH}"), oauth.normalize_parameters(params)
+    )
+    request = Request(f"{sim.base_url}{REST_PATH}", http_method, form)
+    request.params, request.signature = params, _oauth_signature(authorization)
+    fine = dict(params).get("oauth_signature_method") == "HMAC-SHA1" and request.signature is not None
+    return None if fine and oauth.verify_hmac_sha1(request, client_secret=secret) else base
+
+
+def _oauth_signature(header: str) -> str | None:
+    match = _OAUTH_SIGNATURE.search(header)
+    return None if match is None else unquote(match.group(1))
 
 
 def _oauth_key(header: str) -> str | None:

@@ -29,6 +29,7 @@ class Stats:
                 "responses_by_status": Counter(),
                 "faults": Counter(),
                 "budget_rejections": 0,
+                "signature_rejections": 0,
                 "images_rendered": 0,
             }
 
@@ -51,6 +52,10 @@ class Stats:
     def fault(self, kind: str) -> None:
         with self._lock:
             self._data["faults"][kind] += 1  # type: ignore[index]
+
+    def signature_rejection(self) -> None:
+        with self._lock:
+            self._data["signature_rejections"] += 1  # type: ignore[operator]
 
     def budget_rejection(self) -> None:
         with self._lock:

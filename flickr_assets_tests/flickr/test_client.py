@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+import requests
 
 from flickr_assets.flickr.client import RETRY_AFTER_MAX_S, FlickrClient
 from flickr_assets.flickr.errors import PermanentFlickrError, TransientFlickrError
@@ -55,6 +56,21 @@ def test_invalid_key_fails_in_one_call_with_a_clear_message(sim, key):
     assert key not in message and DEMO_API_SECRET not in message
     assert caught.value.code == 100
     assert sim.stats.snapshot()["rest_calls"] == 1 and client.stats.retries == 0
+
+
+def test_a_wrong_secret_fails_in_one_call_naming_the_secret(sim):
+    wrong = "0f" * 8
+    client = FlickrClient(DEMO_API_KEY, wrong, rest_url=sim.rest_url)
+    with pytest.raises(PermanentFlickrError) as caught:
+        client.search(text="colosseum")
+    message = str(caught.value)
+    assert message.startswith("Flickr refused the request signature (signature_invalid on flickr.photos.search)")
+    assert "check FLICKR_API_SECRET" in message and DEMO_API_KEY not in message and wrong not in message
+    assert caught.value.http_status == 401 and client.stats.retries == 0
+    assert sim.stats.snapshot()["signature_rejections"] == 1
+    # Unsigned calls (the key alone, as Flickr allows for public methods) need no secret.
+    answer = requests.get(sim.rest_url, params={"method": "flickr.test.echo", "api_key": DEMO_API_KEY})
+    assert answer.status_code == 200 and b'stat="ok"' in answer.content
 
 
 def test_missing_key_names_the_setting():

@@ -78,16 +78,23 @@ def test_key_and_secret_never_leak(keyed_sim, pipeline_env, tmp_path):
     assert wrong.returncode != 0
     error = wrong.runs[0]["error"]
     assert error.startswith("Flickr rejected FLICKR_API_KEY: Invalid API Key (Key not found)"), error
-    # 4. The right key with a wrong secret is still accepted by the simulator; an empty secret too.
-    no_secret = pipeline_process.run(
-        {**env, "FLICKR_API_SECRET": ""},
-        "--debug",
-        "--records-only",
-        "--no-catalog",
-        log=logs / "nosecret.log",
-        timeout=120,
-    )
-    assert no_secret.returncode == 0, no_secret.output[-3000:]
+    # 4. The right key with a wrong secret: Flickr refuses the signature, in an answer that echoes the signed
+    #    request (key included); the run fails at once naming FLICKR_API_SECRET, printing neither.
+    for secret, message in (
+        ("0f" * 8, "Flickr refused the request signature (signature_invalid on flickr.photos.search)"),
+        ("", "FLICKR_API_SECRET is not set"),
+    ):
+        refused = pipeline_process.run(
+            {**env, "FLICKR_API_SECRET": secret},
+            "--debug",
+            "--records-only",
+            "--no-catalog",
+            log=logs / f"secret-{secret or 'empty'}.log",
+            timeout=120,
+        )
+        assert refused.returncode != 0
+        assert refused.runs[0]["error"].startswith(message), refused.runs[0]["error"]
+    assert sim.stats.snapshot()["signature_rejections"] == 1
 
     assert (data / "catalog" / "catalog.parquet").exists()
     assert any((data / "images").rglob("*.jpg"))
