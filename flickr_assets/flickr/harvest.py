@@ -5,7 +5,9 @@ share an upload second differently on every call. The walk therefore never relie
 paging: it asks for page 1 of ``[T, end]`` sorted by upload time ascending, where T is the latest upload
 second seen so far.
 
-* A page that is not full is the end of the range: everything in ``[T, end]`` has been seen.
+* A page that is not full is the end of the range: everything in ``[T, end]`` has been seen. Unless Flickr
+  says more pages follow: it filters some photos out of a page after paging (they count in ``total`` but are
+  never shown), so a short page is then read as a full one.
 * Otherwise the next call starts at the page's last upload second S (not S + 1, since more photos of S may
   follow). The photos of S already seen come back once and are dropped by photo ID, so the cost of a page
   boundary is only the ties at S, and no reordering can hide a photo.
@@ -116,15 +118,15 @@ class Harvest:
             self._cursor = cursor
             page = self._search(cursor, end)
             received, new, last_second = self._take(page.photos, cursor, end)
-            full = len(page.photos) >= page.per_page > 0
             if self.first_total is None:
                 self.first_total = page.total
-            if full and last_second is None:
+            if len(page.photos) >= page.per_page > 0 and last_second is None:
                 raise TransientFlickrError("Flickr returned a full page without usable upload dates", kind="bad_body")
-            if not full and not self._claims_more(page, cursor, last_second, new):
+            if not _holds_more(page) or last_second is None:
                 self._cover(cursor, end, page.total, received, new, 1)
                 break
-            assert last_second is not None
+            if len(page.photos) < page.per_page:
+                log.info("short page at %s but Flickr reports %s pages; continuing", cursor, page.pages)
             self._cover(cursor, last_second, page.total, received, new, 1)
             if last_second == cursor:
                 self._drain_second(cursor, page.total)
@@ -192,15 +194,6 @@ class Harvest:
                     continue
         return ids
 
-    @staticmethod
-    def _claims_more(page: SearchPage, cursor: int, last_second: int | None, new: int) -> bool:
-        """A short page normally ends the range; Flickr sometimes filters photos out of a page after
-        paging, though, so a short page that still reports more pages and moved forward is not the end."""
-        if page.pages <= page.page or last_second is None or last_second <= cursor or new == 0:
-            return False
-        log.info("short page at %s but Flickr reports %s pages; continuing", cursor, page.pages)
-        return True
-
     def _drain_second(self, second: int, reported: int) -> None:
         """Fetch every photo of one upload second that holds more than a page of photos.
 
@@ -222,7 +215,7 @@ class Harvest:
             narrow = taken_arguments(low, high)
             page = self._search(second, second, **narrow)
             self._take(page.photos, second, second)
-            if len(page.photos) < page.per_page or page.per_page <= 0:
+            if not _holds_more(page):
                 continue
             parts = max(2, min(16, math.ceil(page.total / (0.85 * page.per_page))))
             finer = _taken_ranges(self._page_taken, parts, low, high)
@@ -246,7 +239,7 @@ class Harvest:
             part = {**narrow, "license": ",".join(map(str, group))}
             page = self._search(second, second, **part)
             self._take(page.photos, second, second)
-            if len(page.photos) < page.per_page or page.per_page <= 0:
+            if not _holds_more(page):
                 continue
             if len(group) > 1:
                 queue += [group[: len(group) // 2], group[len(group) // 2 :]]
@@ -325,3 +318,11 @@ def _taken_ranges(
         stop = cuts[i] - timedelta(seconds=1) if i < len(cuts) else high
         ranges.append((start, stop))
     return ranges
+
+
+def _holds_more(page: SearchPage) -> bool:
+    """Whether the range a first page was asked for holds more than that page: the page is full, or short
+    (photos filtered out after paging) while Flickr reports more pages."""
+    if page.per_page <= 0 or not page.photos:
+        return False
+    return len(page.photos) >= page.per_page or page.pages > page.page

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TypeVar
 
+import numpy as np
+
 REST_KINDS = ("drop", "rest_429", "rest_5xx", "api_error", "bad_body", "garbled")
 STATIC_KINDS = ("drop", "static_429", "static_5xx", "html", "truncate", "corrupt")
 
@@ -23,7 +25,9 @@ class Faults:
     types, missing fields, absurd totals); static requests ``drop``, ``static_429``, ``static_5xx``,
     ``html`` (an HTML page with 200), ``truncate`` (fewer bytes than Content-Length) or ``corrupt`` (garbled
     JPEG bytes, same length). ``slow`` delays any request by ``slow_seconds`` first. 429s carry
-    ``Retry-After: retry_after`` (none when it is None).
+    ``Retry-After: retry_after`` (none when it is None). ``hidden`` is not per request but per photo: that
+    share of photos counts in a search's ``total`` and paging but is filtered out of every page (as Flickr
+    filters photos after paging), so pages come back short; see :meth:`hides`.
     """
 
     seed: int = 0
@@ -41,6 +45,7 @@ class Faults:
     corrupt: float = 0.0
     html: float = 0.0
     retry_after: int | None = 1  # None: 429s without a Retry-After header (none was ever seen on Flickr's)
+    hidden: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -74,6 +79,17 @@ class Faults:
             except ValueError:
                 raise ValueError(f"Faults: {name} needs a number, got {raw.strip()!r}") from None
         return cls(**values)  # type: ignore[arg-type]
+
+    def hidden_mask(self, photo_ids: np.ndarray) -> np.ndarray:
+        """Which of ``photo_ids`` are hidden from search pages (the same photos on every call)."""
+        if not self.hidden:
+            return np.zeros(len(photo_ids), dtype=bool)
+        mixed = (photo_ids.astype(np.uint64) + np.uint64(self.seed)) * np.uint64(0x9E3779B97F4A7C15)
+        return (mixed >> np.uint64(40)).astype(np.float64) < self.hidden * 2.0**24
+
+    def hides(self, photo_id: int) -> bool:
+        """Whether searches never show ``photo_id`` (though they count it)."""
+        return bool(self.hidden_mask(np.array([photo_id]))[0])
 
     @property
     def active(self) -> bool:

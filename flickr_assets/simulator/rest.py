@@ -82,7 +82,7 @@ def answer(sim: "Simulator", query: str, body: bytes, headers: Message, http_met
 
 def _dispatch(sim: "Simulator", method: str, args: dict[str, str]) -> list[responses.Element]:
     if method == "flickr.photos.search":
-        result = search(sim.universe, args, int(time.time()), sim.random())
+        result = search(sim.universe, args, int(time.time()), sim.random(), sim.faults.hidden_mask)
         extras = {e.strip().lower() for e in args.get("extras", "").split(",") if e.strip()}
         return responses.photos_payload(sim.universe, result, extras, sim.base_url)
     if method == "flickr.photos.licenses.getInfo":

@@ -2,7 +2,7 @@
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -100,8 +100,15 @@ def match(universe: Universe, criteria: Criteria) -> np.ndarray:
     return rows[keep]
 
 
-def search(universe: Universe, args: Mapping[str, str], now: int, rng: np.random.Generator) -> SearchResult:
-    """Run flickr.photos.search with Flickr's paging rules; raises ApiError for bad requests."""
+def search(
+    universe: Universe,
+    args: Mapping[str, str],
+    now: int,
+    rng: np.random.Generator,
+    hidden: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> SearchResult:
+    """Run flickr.photos.search with Flickr's paging rules; raises ApiError for bad requests. ``hidden``
+    marks the photo IDs filtered out of a page after paging (counted in ``total``, never shown)."""
     criteria = parse_criteria(args)
     if not criteria.limited:
         if criteria.has_geo is None and criteria.bbox is None:
@@ -126,6 +133,8 @@ def search(universe: Universe, args: Mapping[str, str], now: int, rng: np.random
     end = min(start + per_page, reachable)
     sort = args.get("sort", "date-posted-desc").strip().lower() or "date-posted-desc"
     chosen = _ordered_page(universe, rows, sort, start, end, rng) if start < end else rows[:0]
+    if hidden is not None:
+        chosen = chosen[~hidden(universe.cols.ids[chosen])]
     return SearchResult(page=page, pages=pages, per_page=per_page, total=total, rows=chosen)
 
 
