@@ -10,6 +10,7 @@ from .columns import OWNER_BASE, OWNER_COUNT, OWNER_STEP
 from .geometry import scaled_dims
 from .spec import LARGE_EDGE, SIZES
 from .universe import Universe
+from .zoo import NORMAL
 
 _WORDS = [
     "light",
@@ -151,9 +152,21 @@ def sizes(universe: Universe, row: int, wanted: set[str] | None = None) -> list[
                 result.append(Size(name, suffix, *scaled_dims(width, height, LARGE_EDGE), 0))
         elif edge < longest:
             result.append(Size(name, suffix, *scaled_dims(width, height, edge), 0))
-    if wanted is None or "o" in wanted:
+    if (wanted is None or "o" in wanted) and original_shown(universe, row):
         result.append(Size("o", "o", width, height, 0))
     return result
+
+
+#: Share of photos whose owner hides the Original: Flickr then gives neither ``url_o`` nor its secret.
+ORIGINAL_HIDDEN_SHARE = 0.2
+
+
+def original_shown(universe: Universe, row: int) -> bool:
+    """Whether the photo's owner lets others see its Original (the bad-input zoo's photos all do)."""
+    if universe.cols.zoo[row] != NORMAL:
+        return True
+    digest = hashlib.blake2b(f"{universe.seed}:{int(universe.cols.ids[row])}:o-shown".encode(), digest_size=2)
+    return int.from_bytes(digest.digest(), "big") >= ORIGINAL_HIDDEN_SHARE * 65_536
 
 
 class PhotoText:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from .photos import PhotoText, datetaken, owner_name, owner_nsid, path_alias, secret, server, sizes
+from .photos import PhotoText, datetaken, original_shown, owner_name, owner_nsid, path_alias, secret, server, sizes
 from .search import SearchResult
 from .universe import Universe
 from .zoo import original_format
@@ -147,7 +147,7 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
         a.append(("tags", text.tags))
     if "machine_tags" in extras:
         a.append(("machine_tags", text.machine_tags))
-    if "original_format" in extras:
+    if "original_format" in extras and original_shown(universe, row):
         a += [("originalsecret", secret(universe.seed, photo_id, "o")), ("originalformat", original_format(cols, row))]
     if "geo" in extras:
         accuracy = int(cols.accuracy[row])

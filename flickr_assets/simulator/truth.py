@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .geometry import content_box, is_too_small, scaled_dims
+from .photos import original_shown
 from .search import criteria_from_python, match
 from .spec import LARGE_EDGE
 from .universe import Universe
@@ -18,11 +19,12 @@ from .zoo import NORMAL, ZOO_KINDS
 class DownloadTruth:
     """What the downloader should conclude for a photo.
 
-    ``status``: "ok", "too_small", "unavailable" (deleted: placeholder), "not_found" (no such photo),
-    "invalid" (the served bytes are not a usable image). ``source``: "large" when the photo has a Large,
-    else "original". ``content_box``: (left, top, right, bottom) of the non-frame part of the served source
-    after EXIF orientation, None without a frame. ``source_size``: (w, h) of the served source after
-    orientation. ``orientation``: EXIF tag of the served source (1 for Larges).
+    ``status``: "ok", "too_small", "unavailable" (deleted: placeholder; or neither a Large nor an Original
+    one may see), "not_found" (no such photo), "invalid" (the served bytes are not a usable image).
+    ``source``: "large" when the photo has a Large, else "original" (None when it has neither).
+    ``content_box``: (left, top, right, bottom) of the non-frame part of the served source after EXIF
+    orientation, None without a frame. ``source_size``: (w, h) of the served source after orientation.
+    ``orientation``: EXIF tag of the served source (1 for Larges).
     Too small means a side under 500 px after frame removal and scaling to at most 1024.
     """
 
@@ -104,6 +106,8 @@ class GroundTruth:
         zoo = ZOO_KINDS[cols.zoo[row]] if cols.zoo[row] != NORMAL else None
         if cols.large[row] and not (zoo and zoo[0] == "large_gone"):
             source, size, orientation = "large", scaled_dims(width, height, LARGE_EDGE), 1
+        elif not original_shown(universe, row):  # no Large, and the owner hides the Original: no URL at all
+            return DownloadTruth("unavailable", None, None, None, 1)
         else:
             source, size, orientation = "original", (width, height), int(cols.orientation[row])
         if is_too_small(*size, None):

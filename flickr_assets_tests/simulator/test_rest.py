@@ -30,7 +30,6 @@ def test_flickrapi_parsed_json_search_has_flickr_shapes_and_types(sim: Simulator
         assert isinstance(photo["datetakengranularity"], int) and photo["datetakenunknown"] in ("0", "1")
         assert set(photo["description"]) == {"_content"}
         assert "stonehenge" in photo["tags"].split()
-        assert photo["originalformat"] == "jpg" and re.fullmatch(r"[0-9a-f]{10}", photo["originalsecret"])
         assert (photo["media"], photo["media_status"]) == ("photo", "ready")
         assert "pathalias" in photo
         if photo["accuracy"] == 0:  # not geotagged: zeros as numbers
@@ -38,13 +37,20 @@ def test_flickrapi_parsed_json_search_has_flickr_shapes_and_types(sim: Simulator
         else:
             assert isinstance(photo["latitude"], str) and -90 <= float(photo["latitude"]) <= 90
             assert isinstance(photo["accuracy"], str)
-        assert photo["url_o"].startswith(sim.base_url) and photo["url_o"].endswith(f"_{photo['originalsecret']}_o.jpg")
-        assert (photo["width_o"], photo["height_o"]) == (int(photo["o_width"]), int(photo["o_height"]))
+        if "url_o" in photo:  # the owner lets others see the Original
+            assert photo["originalformat"] == "jpg" and re.fullmatch(r"[0-9a-f]{10}", photo["originalsecret"])
+            assert photo["url_o"].startswith(sim.base_url)
+            assert photo["url_o"].endswith(f"_{photo['originalsecret']}_o.jpg")
+            assert (photo["width_o"], photo["height_o"]) == (int(photo["o_width"]), int(photo["o_height"]))
+        else:  # neither the Original's URL nor its secret
+            assert "originalsecret" not in photo and "originalformat" not in photo and "width_o" not in photo
         if "url_l" in photo:
             assert photo["url_l"].endswith(f"/{photo['id']}_{photo['secret']}_b.jpg")
             assert max(photo["width_l"], photo["height_l"]) == 1024
             assert max(int(photo["o_width"]), int(photo["o_height"])) > 1024
     assert any("url_l" not in p for p in photos["photo"])  # some photos have no Large
+    hidden = sum("url_o" not in p for p in photos["photo"])
+    assert 3 <= hidden <= 20  # ~20% of owners hide their Originals
     near = [p for p in photos["photo"] if p["accuracy"] != 0 and abs(float(p["latitude"]) - 51.18) < 1]
     geotagged = [p for p in photos["photo"] if p["accuracy"] != 0]
     assert len(near) >= 0.7 * len(geotagged)  # most geotagged Stonehenge photos are at Stonehenge

@@ -48,6 +48,7 @@ def test_rotated_originals_carry_exif_orientation(sim: Simulator) -> None:
         for p in _photos(sim, "eiffel tower")
         if universe.cols.orientation[universe.row_of(int(p["id"]))] in (6, 8)
         and max(int(p["o_width"]), int(p["o_height"])) < 2500
+        and "url_o" in p
     ]
     assert rotated
     raw = requests.get(rotated[0]["url_o"]).content
