@@ -5,11 +5,14 @@ from datetime import UTC, datetime
 
 #: Creative Commons licence ids (Flickr's flickr.photos.licenses.getInfo, 2025).
 CC_LICENSES = (1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13, 14, 15, 16)
-#: Licences that allow reuse without extra permission: CC, plus no known restrictions, US Gov, CC0, PDM.
+#: Licences that allow reuse without extra permission: the CC ones (CC0 and the Public Domain Mark included),
+#: plus 7 (no known copyright restrictions) and 8 (United States Government work).
 OPEN_LICENSES = (*CC_LICENSES, 7, 8)
 LICENSE_ALIASES: dict[str, tuple[int, ...]] = {"cc": CC_LICENSES, "open": OPEN_LICENSES}
 
 DEFAULT_START = datetime(2004, 1, 1, tzinfo=UTC)
+#: flickr.photos.search arguments that make a geo query (at most 250 results per page).
+GEO_ARGUMENTS = ("bbox", "has_geo", "geo_context", "lat", "lon", "radius", "woe_id", "place_id")
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,9 @@ class SearchQuery:
 
     @property
     def is_geo(self) -> bool:
-        """Geo queries get at most 250 results per page from Flickr."""
-        return bool(self.has_geo) or self.bbox is not None
+        """Geo queries get at most 250 results per page from Flickr: any geo argument makes one, ``has_geo=0``
+        included."""
+        return self.has_geo is not None or self.bbox is not None or any(name in self.extra for name in GEO_ARGUMENTS)
 
     @property
     def page_size(self) -> int:

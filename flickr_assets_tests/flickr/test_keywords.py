@@ -43,6 +43,7 @@ def test_defaults_apply_in_order_caller_then_file_then_line():
     assert (second.has_geo, second.licenses, second.media) == (False, OPEN_LICENSES, "all")
     assert (third.has_geo, third.licenses) == (True, (4, 5))
     assert not first.is_geo and first.page_size == 500
+    assert second.is_geo and second.page_size == 250  # has_geo=0 is a geo argument too: 250 per page
 
 
 def test_caller_defaults_may_be_option_strings():
