@@ -127,7 +127,7 @@ class Fetcher:
                 if status in (429, 503):
                     self._limiter.pause(url, wait)
             elif status == 429:  # throttled without a word of how long (as Flickr's were seen): everyone waits
-                self._limiter.pause(url, THROTTLED_PAUSE)
+                self._limiter.throttled(url, THROTTLED_PAUSE)
             return Answer("retry", url, f"HTTP {status}", status=status, retry_after=wait)
         if status != 200:
             return Answer("refused", url, f"HTTP {status}", status=status)

@@ -1,5 +1,7 @@
 """Per-host manners: a cap on concurrent requests per host (a lower cap and a minimum spacing for Originals)
-and a pause of a host after it answers 429 with ``Retry-After``, for every fetcher at once.
+and a pause of a host after it answers 429, for every fetcher at once. Flickr's host throttles Originals at
+low rates without saying how long to wait: each such 429 on an Original also widens their spacing (doubling,
+up to :data:`MAX_EXTRA_SPACING`), which then narrows again by a few percent per request.
 
 :class:`HostLimiter` works across threads and, built from :class:`SharedLimits`, across the download's
 worker processes (each worker fetches its own images): the caps are then process-shared semaphores and the
@@ -24,6 +26,13 @@ from flickr_assets.download.classify import is_original_url
 
 #: Buckets per request class (Large / Original) of shared limits.
 SHARED_BUCKETS = 8
+#: Spacing added between Originals after a 429 that gave no Retry-After: first step, cap, and the share kept
+#: after each request (0.97: halved after ~23 requests without a 429).
+FIRST_EXTRA_SPACING = 0.5
+MAX_EXTRA_SPACING = 10.0
+EXTRA_SPACING_DECAY = 0.97
+#: Doubles of state per gate: earliest next start, end of a pause, extra spacing.
+_STATE = 3
 
 
 class _Held:
@@ -44,7 +53,8 @@ class _Held:
 
 class _Gate:
     """Concurrency cap, minimum spacing and pause for one (host, class) pair. ``state[offset]`` is the
-    earliest next start (spacing), ``state[offset + 1]`` the end of a pause."""
+    earliest next start (spacing), ``state[offset + 1]`` the end of a pause, ``state[offset + 2]`` the spacing
+    added after throttling."""
 
     def __init__(
         self, slots: Any, lock: Any, state: Any, offset: int, interval: float, held: _Held | None = None
@@ -67,7 +77,9 @@ class _Gate:
                     now = time.monotonic()
                     start = max(state[offset], state[offset + 1])
                     if now >= start:
-                        state[offset] = now + self._interval
+                        extra = state[offset + 2]
+                        state[offset] = now + self._interval + extra
+                        state[offset + 2] = extra * EXTRA_SPACING_DECAY if extra > 0.01 else 0.0
                         return
                 time.sleep(start - now)
         except BaseException:
@@ -80,10 +92,16 @@ class _Gate:
             self._held.add(-1)
         self._slots.release()
 
-    def pause(self, seconds: float) -> None:
+    def pause(self, seconds: float, widen: bool = False) -> None:
         with self._lock:
             index = self._offset + 1
             self._state[index] = max(self._state[index], time.monotonic() + seconds)
+            if widen:
+                extra = self._state[self._offset + 2]
+                self._state[self._offset + 2] = min(MAX_EXTRA_SPACING, max(FIRST_EXTRA_SPACING, 2 * extra))
+
+    def extra_spacing(self) -> float:
+        return self._state[self._offset + 2]
 
 
 @dataclass
@@ -95,7 +113,7 @@ class SharedLimits:
     original_interval: float
     slots: list[Any]  # semaphores: SHARED_BUCKETS for Large, then SHARED_BUCKETS for Originals
     lock: Any  # guards ``state``; held for a few instructions only, never across a wait
-    state: Any  # RawArray of doubles, two per semaphore
+    state: Any  # RawArray of doubles, ``_STATE`` per semaphore
     held: Any  # RawArray of ints: slots held by worker w on semaphore g at w * len(slots) + g
 
     @classmethod
@@ -116,7 +134,7 @@ class SharedLimits:
             interval,
             [context.BoundedSemaphore(limit) for limit in limits],
             context.Lock(),
-            context.RawArray("d", 2 * len(limits)),
+            context.RawArray("d", _STATE * len(limits)),
             context.RawArray("i", workers * len(limits)),
         )
 
@@ -171,13 +189,13 @@ class HostLimiter:
                 shared = self._shared
                 if shared is None:
                     limit = self._per_host_original if key[1] else self._per_host
-                    gate = _Gate(threading.BoundedSemaphore(limit), threading.Lock(), [0.0, 0.0], 0, interval)
+                    gate = _Gate(threading.BoundedSemaphore(limit), threading.Lock(), [0.0] * _STATE, 0, interval)
                 else:
                     index = zlib.crc32(key[0].encode()) % SHARED_BUCKETS + (SHARED_BUCKETS if key[1] else 0)
                     held = self._held.get(index)
                     if held is None:
                         held = self._held[index] = _Held(shared.held, self._worker * len(shared.slots) + index)
-                    gate = _Gate(shared.slots[index], shared.lock, shared.state, 2 * index, interval, held)
+                    gate = _Gate(shared.slots[index], shared.lock, shared.state, _STATE * index, interval, held)
                 self._gates[key] = gate
             return gate
 
@@ -194,3 +212,12 @@ class HostLimiter:
     def pause(self, url: str, seconds: float) -> None:
         """Hold back every request of ``url``'s host and class for ``seconds`` (after a 429)."""
         self._gate(url).pause(seconds)
+
+    def throttled(self, url: str, seconds: float) -> None:
+        """A 429 without Retry-After for ``url``: pause its host and class for ``seconds``, and if it is an
+        Original, widen the spacing of Originals."""
+        self._gate(url).pause(seconds, widen=is_original_url(url))
+
+    def extra_spacing(self, url: str) -> float:
+        """Seconds currently added between requests of ``url``'s host and class after throttling."""
+        return self._gate(url).extra_spacing()

@@ -27,7 +27,9 @@ class Faults:
     JPEG bytes, same length). ``slow`` delays any request by ``slow_seconds`` first. 429s carry
     ``Retry-After: retry_after`` (none when it is None). ``hidden`` is not per request but per photo: that
     share of photos counts in a search's ``total`` and paging but is filtered out of every page (as Flickr
-    filters photos after paging), so pages come back short; see :meth:`hides`.
+    filters photos after paging), so pages come back short; see :meth:`hides`. ``originals_per_second``
+    (0: no limit) throttles Originals as Flickr's host does: one asked sooner than ``1 / originals_per_second``
+    after the last one served gets a 429.
     """
 
     seed: int = 0
@@ -46,11 +48,12 @@ class Faults:
     html: float = 0.0
     retry_after: int | None = 1  # None: 429s without a Retry-After header (none was ever seen on Flickr's)
     hidden: float = 0.0
+    originals_per_second: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("seed", "retry_after", "slow_seconds"):
+            if f.name in ("seed", "retry_after", "slow_seconds", "originals_per_second"):
                 if value is not None and value < 0:
                     raise ValueError(f"Faults: {f.name} must not be negative, got {value}")
             elif not 0.0 <= value <= 1.0:
@@ -104,6 +107,7 @@ class FaultPicker:
         self.faults = faults
         self._rng = random.Random(faults.seed)
         self._lock = threading.Lock()
+        self._last_original = -1e9
 
     def pick(self, kinds: tuple[str, ...]) -> tuple[bool, str | None]:
         """(slow?, fault kind or None) for one request."""
@@ -118,6 +122,18 @@ class FaultPicker:
             if draw < 0:
                 return slow, kind
         return slow, None
+
+    def original_throttled(self) -> bool:
+        """Whether a request for an Original now comes too soon after the last one served."""
+        rate = self.faults.originals_per_second
+        if not rate:
+            return False
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_original < 1.0 / rate:
+                return True
+            self._last_original = now
+            return False
 
     def choice(self, options: Sequence[T]) -> T:
         """One of ``options``, from the same seeded generator (the variant of a fault: which 5xx, which body)."""

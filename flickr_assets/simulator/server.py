@@ -128,6 +128,10 @@ class Simulator:
             time.sleep(self.faults.slow_seconds)
         return fault
 
+    def original_throttled(self) -> bool:
+        """Whether this request for an Original exceeds ``faults.originals_per_second``."""
+        return self._picker.original_throttled()
+
     def fault_choice(self, options: Sequence[T]) -> T:
         """One of ``options`` (which 5xx, which garbled body, ...), from the faults' seeded generator."""
         return self._picker.choice(options)

@@ -55,6 +55,9 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
     if not good or cols.deleted[row] or (zoo == "large_gone" and suffix == "b"):
         target = PLACEHOLDER_LARGE_PATH if suffix == "b" else PLACEHOLDER_PATH
         return Reply(302, b"", location=sim.base_url + target)
+    if original and sim.original_throttled():
+        sim.stats.fault("original_429")
+        return Reply(429, HTML_429, retry_after=sim.faults.retry_after)
     if fault in ("static_429", "static_5xx", "html"):
         sim.stats.fault(fault)
         if fault == "static_429":

@@ -85,6 +85,19 @@ def test_faults_end_in_the_same_state_as_the_ground_truth(sim, harvested, tmp_pa
     assert manifest_problems(layout, "stonehenge") == []
 
 
+@pytest.mark.slow
+def test_a_host_throttling_originals_is_met_with_wider_spacing(sim, harvested, tmp_path):
+    records = harvested("stonehenge")
+    originals = sum(sim.truth.download(i).source == "original" for i in records["photo_id"].to_pylist())
+    sim.faults = Faults(originals_per_second=2.0, retry_after=None)  # as Flickr's: 429s that say nothing more
+    layout = DataLayout.at(tmp_path)
+    result = download_keyword(layout, "stonehenge", records, DownloadOptions(**FAST))
+    check_against_truth(sim, layout, "stonehenge", records, per_shard=1000)
+    throttled = sim.stats.snapshot()["faults"]["original_429"]
+    assert originals >= 20 and 0 < throttled <= originals // 4  # 2 in flight at 0.02 s spacing got ~20
+    assert not result.run_counts.get("failed")
+
+
 def test_bad_inputs_get_their_true_status(sim, harvested, tmp_path):
     records = harvested(TEST_PATTERN)
     layout = DataLayout.at(tmp_path)

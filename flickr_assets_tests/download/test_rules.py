@@ -92,6 +92,24 @@ def test_originals_are_spaced_and_a_429_pauses_the_host_for_everyone():
     assert time.monotonic() - began < 0.2
 
 
+def test_a_bare_429_on_an_original_widens_the_spacing_of_originals_which_then_narrows():
+    original, large = "http://127.0.0.1:9/1/2_a_o.jpg", "http://127.0.0.1:9/1/2_a_b.jpg"
+    limiter = HostLimiter(per_host=4, per_host_original=2, original_interval=0.0)
+    limiter.throttled(large, 0.0)  # Larges are paused, never spaced
+    assert limiter.extra_spacing(large) == 0.0
+    steps = []
+    for _ in range(6):
+        limiter.throttled(original, 0.0)
+        steps.append(limiter.extra_spacing(original))
+    assert steps == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
+
+    limiter = HostLimiter(per_host=4, per_host_original=2, original_interval=0.0)
+    limiter.throttled(original, 0.0)
+    _, starts = _through_gate(limiter, original, threads=3, hold=0.0)
+    assert starts[2] - starts[0] >= 0.5 + 0.5 * 0.97 - 0.01  # each start waits the spacing, a little less each time
+    assert limiter.extra_spacing(original) == pytest.approx(0.5 * 0.97**3)
+
+
 def test_bad_options_say_which():
     with pytest.raises(ValueError) as bad:
         DownloadOptions(quality=0, files_per_shard=5000)
