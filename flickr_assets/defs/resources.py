@@ -29,8 +29,8 @@ class StorageResource(dg.ConfigurableResource):
         # Runs start here before any step asks for a pool slot: say where this run's process lives, and free the
         # slots of runs that were killed, or every later run of that pool would wait for them forever.
         if context.instance is not None:
-            if context.run_id is not None:
-                tag_run_place(context.instance, context.run_id)
+            if context.run is not None:
+                tag_run_place(context.instance, context.run.run_id)
             recover_dead_runs(context.instance)
 
     @property
