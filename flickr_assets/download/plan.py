@@ -32,7 +32,7 @@ class RecordsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Source:
+class ImageSource:
     """The image to fetch for a record and the size the record says it has."""
 
     kind: str  # "large" or "original"
@@ -46,7 +46,7 @@ class Task:
     """One photo this run must handle."""
 
     photo_id: int
-    source: Source | None  # None: the record names no usable image URL
+    source: ImageSource | None  # None: the record names no usable image URL
     shard: int
     file_name: str
     record: dict | None = None  # the full record (filled in while streaming)
@@ -100,16 +100,16 @@ def image_file_name(record: dict) -> str:
     return "_".join(safe).lstrip(".") + ".jpg"
 
 
-def choose_source(record: dict) -> Source | None:
+def choose_source(record: dict) -> ImageSource | None:
     """The Large (1024) image when the record has one, else the Original, else None."""
     if record.get("url_l"):
-        return Source("large", record["url_l"], record.get("width_l"), record.get("height_l"))
+        return ImageSource("large", record["url_l"], record.get("width_l"), record.get("height_l"))
     if record.get("url_o"):
-        return Source("original", record["url_o"], record.get("width_o"), record.get("height_o"))
+        return ImageSource("original", record["url_o"], record.get("width_o"), record.get("height_o"))
     return None
 
 
-def known_too_small(source: Source, options: DownloadOptions) -> bool:
+def known_too_small(source: ImageSource, options: DownloadOptions) -> bool:
     """True when the record's own size already says a side of the stored image would be under ``min_side``
     once the longest side is scaled down to ``max_side`` (the imaging step's header rule), so fetching it
     would be wasted."""

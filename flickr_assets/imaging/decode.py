@@ -36,7 +36,7 @@ _OPEN_ERRORS = (OSError, SyntaxError, ValueError, struct.error, EOFError, IndexE
 
 
 @dataclass(frozen=True)
-class Source:
+class OpenedImage:
     """An opened (not yet decoded) image with its header facts."""
 
     image: Image.Image
@@ -101,7 +101,7 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def open_source(data: bytes, max_pixels: int, max_full_decode_pixels: int | None = None) -> Source:
+def open_image(data: bytes, max_pixels: int, max_full_decode_pixels: int | None = None) -> OpenedImage:
     """Open ``data`` and read its header; raise InvalidImage for empty, non-image or oversized bodies (over
     ``max_pixels``, or ``max_full_decode_pixels`` for a format decoded at full size, i.e. not JPEG)."""
     if not data:
@@ -121,7 +121,7 @@ def open_source(data: bytes, max_pixels: int, max_full_decode_pixels: int | None
         raise InvalidImage(f"corrupt image header: size {width}x{height}")
     orientation = _orientation(image)  # EXIF is in the header: no pixel is decoded yet
     size = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-    source = Source(image=image, format=image.format or "unknown", orientation=orientation, size=size)
+    source = OpenedImage(image=image, format=image.format or "unknown", orientation=orientation, size=size)
     limit, what = max_pixels, "the limit"
     if not source.is_jpeg and max_full_decode_pixels is not None and max_full_decode_pixels < max_pixels:
         limit, what = max_full_decode_pixels, f"the limit for a {source.format} image (decoded at full size)"

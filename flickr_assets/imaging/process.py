@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from PIL import Image
 
-from flickr_assets.imaging.decode import Source, load, open_source, to_rgb, upright
+from flickr_assets.imaging.decode import OpenedImage, load, open_image, to_rgb, upright
 from flickr_assets.imaging.frame import Frame, detect_frame
 from flickr_assets.imaging.jpeg_segments import check_structure, splice
 from flickr_assets.imaging.metadata import metadata_segments
@@ -60,14 +60,14 @@ def _encode(image: Image.Image, quality: int, icc_profile: bytes | None) -> byte
     return buffer.getvalue()
 
 
-def _icc(source: Source, image: Image.Image) -> bytes | None:
+def _icc(source: OpenedImage, image: Image.Image) -> bytes | None:
     """The source's colour profile, kept only when it still describes the pixels (RGB in, RGB out)."""
     return source.image.info.get("icc_profile") if image.mode == "RGB" and source.image.mode == "RGB" else None
 
 
-def _decode_upright(data: bytes, source: Source, request: Size | None, *, reopen: bool = False) -> Image.Image:
+def _decode_upright(data: bytes, source: OpenedImage, request: Size | None, *, reopen: bool = False) -> Image.Image:
     """Decode (JPEG at the draft scale that still covers ``request``, an oriented size) and orient."""
-    image = open_source(data, max_pixels=source.size[0] * source.size[1]).image if reopen else source.image
+    image = open_image(data, max_pixels=source.size[0] * source.size[1]).image if reopen else source.image
     if request is not None and source.is_jpeg:
         raw_request = (request[1], request[0]) if source.swaps_axes else request
         image.draft(None, (max(1, raw_request[0]), max(1, raw_request[1])))
@@ -77,7 +77,9 @@ def _decode_upright(data: bytes, source: Source, request: Size | None, *, reopen
     return upright(image, source.orientation)
 
 
-def _keep_or_crop(data: bytes, source: Source, metadata: Mapping[str, object], opts: ImagingOptions) -> ProcessedImage:
+def _keep_or_crop(
+    data: bytes, source: OpenedImage, metadata: Mapping[str, object], opts: ImagingOptions
+) -> ProcessedImage:
     """A JPEG that needs no rotation and no resize: keep its bytes unless a reduced-scale decode shows a frame."""
     coarse = source.image
     coarse.draft("RGB", draft_size(coarse.size))
@@ -94,7 +96,7 @@ def _keep_or_crop(data: bytes, source: Source, metadata: Mapping[str, object], o
 def _cropped(
     data: bytes,
     working: Image.Image,
-    source: Source,
+    source: OpenedImage,
     crop: Box | None,
     metadata: Mapping[str, object],
     opts: ImagingOptions,
@@ -123,7 +125,7 @@ def _cropped(
     return ProcessedImage("ok", jpeg, source.size, image.size, crop, reencoded=True, phash=phash_of(jpeg))
 
 
-def _reencode(data: bytes, source: Source, metadata: Mapping[str, object], opts: ImagingOptions) -> ProcessedImage:
+def _reencode(data: bytes, source: OpenedImage, metadata: Mapping[str, object], opts: ImagingOptions) -> ProcessedImage:
     """Rotate, unframe, resize and encode: JPEGs decoded at the draft scale of the final size."""
     working = to_rgb(_decode_upright(data, source, _fit(source.size, opts.max_side)))
     frame = detect_frame(np.asarray(working))
@@ -140,7 +142,7 @@ def process_image(data: bytes, metadata: Mapping[str, object], opts: ImagingOpti
     bytes (only metadata segments change). Raises InvalidImage for bodies that are not a usable image.
     """
     opts = opts or ImagingOptions()
-    source = open_source(data, opts.max_pixels, opts.max_full_decode_pixels)
+    source = open_image(data, opts.max_pixels, opts.max_full_decode_pixels)
     if min(_fit(source.size, opts.max_side)) < opts.min_side:
         return _too_small(source.size)
     if source.is_jpeg:

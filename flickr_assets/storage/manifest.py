@@ -119,7 +119,7 @@ def load_rows(layout: DataLayout, keyword: str, merged: dict[int, dict] | None =
     return rows
 
 
-def rows_to_table(rows: Iterable[dict]) -> pa.Table:
+def manifest_table(rows: Iterable[dict]) -> pa.Table:
     """Rows as a MANIFEST table sorted by photo ID (so equal content gives equal files)."""
     ordered = sorted(rows, key=lambda row: row["photo_id"])
     return pa.Table.from_pylist(ordered, schema=MANIFEST)
@@ -131,7 +131,7 @@ def write_manifest(layout: DataLayout, keyword: str, rows: Iterable[dict]) -> pa
 
 
 def _write_rows_file(path: Path, rows: Iterable[dict]) -> pa.Table:
-    table = rows_to_table(rows)
+    table = manifest_table(rows)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
     return table

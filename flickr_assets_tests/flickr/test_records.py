@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from flickr_assets.flickr.records import BadPhoto, photo_to_row, upload_second
-from flickr_assets.storage.records import rows_to_table
+from flickr_assets.storage.records import records_table
 from flickr_assets.storage.schemas import RECORDS
 
 SEEN = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -111,7 +111,7 @@ def test_half_an_emoji_in_the_json_is_replaced_not_fatal():
     photo = json.loads('{"title": "Colosseum \\ud83d", "tags": "rome \\udc00x", "description": "\\ud83d"}')
     row = photo_to_row({**PHOTO, **photo}, "k", SEEN)
     assert (row["title"], row["tags"], row["description"]) == ("Colosseum \ufffd", ["rome", "\ufffdx"], "\ufffd")
-    table = rows_to_table([row])
+    table = records_table([row])
     assert table["title"].to_pylist() == ["Colosseum \ufffd"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from flickr_assets.imaging import ImagingOptions, InvalidImage, ProcessedImage, phash_of, process_image
-from flickr_assets.imaging.decode import open_source
+from flickr_assets.imaging.decode import open_image
 from flickr_assets_tests.imaging.synthetic import encoded, jpeg, photo
 
 META = {"photo_id": 42, "title": "Tour Eiffel", "owner": "1234@N01"}
@@ -221,21 +221,21 @@ def test_own_pixel_cap_applies_both_below_and_above_pillows() -> None:
     with pytest.raises(InvalidImage, match="too large"):
         process_image(GOOD, {}, ImagingOptions(max_pixels=400_000))
     # Above Pillow's own process-wide cap (~179M px) but under ours: accepted by the header check.
-    assert open_source(_jpeg_with_size(14000, 14000), max_pixels=200_000_000).size == (14000, 14000)
+    assert open_image(_jpeg_with_size(14000, 14000), max_pixels=200_000_000).size == (14000, 14000)
     with pytest.raises(InvalidImage, match="too large"):
-        open_source(_jpeg_with_size(14000, 14000), max_pixels=150_000_000)
+        open_image(_jpeg_with_size(14000, 14000), max_pixels=150_000_000)
 
 
 def test_formats_decoded_at_full_size_have_a_lower_cap() -> None:
     # 45 MP: a JPEG decodes at a reduced scale, a PNG would need ~450 MB in each worker.
-    assert open_source(_jpeg_with_size(9000, 5000), 200_000_000, 40_000_000).size == (9000, 5000)
+    assert open_image(_jpeg_with_size(9000, 5000), 200_000_000, 40_000_000).size == (9000, 5000)
     with pytest.raises(InvalidImage) as caught:
         process_image(_png_with_size(9000, 5000), META)
     assert caught.value.reason == (
         "image too large: header says 9000x5000 = 45,000,000 pixels, over the limit for a PNG image (decoded at "
         "full size) of 40,000,000 (decompression bomb?)"
     )
-    assert open_source(_png_with_size(6000, 5000), 200_000_000, 40_000_000).size == (6000, 5000)
+    assert open_image(_png_with_size(6000, 5000), 200_000_000, 40_000_000).size == (6000, 5000)
 
 
 def test_results_pickle_for_worker_processes() -> None:
