@@ -2,9 +2,11 @@
 
 Dagster reads static partitions when it loads the code location, so a keyword added to the file would only
 appear after *Reload definitions*. ``keywords_file_watch`` (on by default, every 30 s) reads the file and,
-when its keywords differ from the loaded partitions, asks the webserver at ``$FLICKR_WEBSERVER_URL``
-(default ``http://127.0.0.1:3000``) to reload the code location: what that button does. The new partition
-then shows in the UI, and the schedules use it, without anyone reloading by hand.
+when its keywords differ from the loaded partitions, or from those the webserver at ``$FLICKR_WEBSERVER_URL``
+(default ``http://127.0.0.1:3000``) shows, asks that webserver to reload the code location: what that button
+does. The new partition then shows in the UI, and the schedules use it, without anyone reloading by hand.
+(A standalone ``dagster-daemon`` reloads its own code servers every 60 s: the sensor's partitions may then
+match the file while the webserver still shows the old ones, hence the second comparison.)
 """
 
 import logging
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 DEFAULT_WEBSERVER_URL = "http://127.0.0.1:3000"
 DEFAULT_LOCATION = "flickr_assets"
 PING_TIMEOUT_S = 5
+#: The partitions the webserver shows: those of one keyword-partitioned asset.
+PARTITIONS_QUERY = '{ assetNodes(assetKeys: [{path: ["photo_records"]}]) { partitionKeys } }'
 RELOAD_TIMEOUT_S = 300
 #: Under ``dagster dev`` a reload replaces the process evaluating the sensor at once; a standalone
 #: ``dagster-daemon`` runs the sensor in code servers of its own, which it reloads every 60 s: until then the
@@ -112,6 +116,19 @@ def webserver_answers(url: str) -> str | None:
     return None
 
 
+def webserver_partitions(url: str) -> list[str] | None:
+    """The keyword partitions the webserver at ``url`` shows, or None when it cannot say."""
+    parts = urlsplit(url)
+    auth = HTTPBasicAuth(unquote(parts.username), unquote(parts.password or "")) if parts.username else None
+    endpoint = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/") + "/graphql"
+    try:
+        response = requests.post(endpoint, json={"query": PARTITIONS_QUERY}, auth=auth, timeout=PING_TIMEOUT_S)
+        response.raise_for_status()
+        return [str(key) for key in response.json()["data"]["assetNodes"][0]["partitionKeys"]]
+    except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
 def _reload(url: str, location: str) -> None:
     # A reload that works replaces this process during the call (the webserver completes it anyway), so
     # only failures are ever seen here; the next tick reports them.
@@ -140,13 +157,17 @@ def keywords_file_watch(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     except KeywordsFileError as error:
         return dg.SkipReason(f"keeping the {counted(len(loaded), 'loaded keyword')}: {error}")
     in_file = parsed.keywords
-    if in_file == loaded:
-        # A line the user just added and that cannot be a partition would otherwise vanish without a word.
-        skipped = f"; {skipped_lines(parsed.problems)}" if parsed.problems else ""
-        return dg.SkipReason(f"the partitions match {path} ({counted(len(loaded), 'keyword')}){skipped}")
-
-    change = describe_change(loaded, in_file)
     url = webserver_url()
+    current = loaded
+    if in_file == loaded:
+        shown_now = webserver_partitions(url)
+        if shown_now is None or shown_now == in_file:
+            # A line the user just added and that cannot be a partition would otherwise vanish without a word.
+            skipped = f"; {skipped_lines(parsed.problems)}" if parsed.problems else ""
+            return dg.SkipReason(f"the partitions match {path} ({counted(len(loaded), 'keyword')}){skipped}")
+        current = shown_now  # this process has the new keywords (a daemon reloaded it), the webserver not yet
+
+    change = describe_change(current, in_file)
     problem = webserver_answers(url)
     if problem:
         return dg.SkipReason(

@@ -95,6 +95,7 @@ class _StubWebserver(BaseHTTPRequestHandler):
     accept: ClassVar[bool] = False
     reloads: ClassVar[list[str]] = []  # each test's fixture gives its own subclass fresh lists
     authorizations: ClassVar[list[str | None]] = []
+    partitions: ClassVar[list[str] | None] = None  # what the webserver's UI shows (None: as this process)
     url: ClassVar[str] = ""
 
     def _json(self, status: int, payload: dict) -> None:
@@ -109,8 +110,13 @@ class _StubWebserver(BaseHTTPRequestHandler):
         self._json(200, {"dagster_webserver_version": "1.13.27"})
 
     def do_POST(self) -> None:
-        self.reloads.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         self.authorizations.append(self.headers.get("Authorization"))
+        if "assetNodes" in body:  # the partitions the UI shows
+            shown = keyword_partitions.get_partition_keys() if self.partitions is None else self.partitions
+            self._json(200, {"data": {"assetNodes": [{"partitionKeys": shown}]}})
+            return
+        self.reloads.append(body)
         if self.accept:
             self._json(200, ACCEPTED)
         else:
@@ -169,6 +175,19 @@ def test_an_accepted_reload_is_not_asked_again_while_the_daemon_catches_up(keywo
     _wait_for(lambda: len(webserver.reloads) == 2)
 
 
+def test_a_webserver_still_showing_old_partitions_is_asked_to_reload(keywords_file, monkeypatch, webserver):
+    # A standalone daemon reloaded this process, which now matches the file; the webserver was never told.
+    webserver.accept = True
+    first, *rest = keyword_partitions.get_partition_keys()
+    webserver.partitions = rest
+    monkeypatch.setenv("FLICKR_WEBSERVER_URL", webserver.url)
+    message = _evaluate()
+    assert f"{keywords_file} changed (+{first!r})" in message and message.endswith("'flickr_assets'"), message
+    _wait_for(lambda: len(webserver.reloads) == 1)
+    webserver.partitions = None  # reloaded: the UI shows the file's keywords
+    assert _evaluate().startswith("the partitions match")
+
+
 def test_a_password_in_the_webserver_url_is_sent_but_never_shown(keywords_file, monkeypatch, webserver):
     webserver.accept = True
     url = webserver.url.replace("http://", "http://admin:s3cr%40t@")
@@ -177,8 +196,8 @@ def test_a_password_in_the_webserver_url_is_sent_but_never_shown(keywords_file, 
         file.write("eiffel tower\n")
     message = _evaluate()
     assert "s3cr" not in message and webserver.url.replace("http://", "http://admin:***@") in message, message
-    _wait_for(lambda: len(webserver.authorizations) == 1)
-    assert webserver.authorizations == ["Basic " + base64.b64encode(b"admin:s3cr@t").decode()]
+    _wait_for(lambda: len(webserver.reloads) == 1)
+    assert set(webserver.authorizations) == {"Basic " + base64.b64encode(b"admin:s3cr@t").decode()}
 
 
 def test_shown_hides_only_the_password():
