@@ -34,7 +34,7 @@ from flickr_assets.catalog.duplicates import (
 )
 from flickr_assets.catalog.grouping import RecordGroups, keyword_lists, read_groups, stable_order
 from flickr_assets.catalog.images import ImageChoice, bytes_to_sha, choose_images, ok_phashes
-from flickr_assets.catalog.sources import CatalogError, SourceFile, Sources, find_sources, read_ahead
+from flickr_assets.catalog.sources import CatalogError, InputChanged, SourceFile, Sources, find_sources, read_ahead
 from flickr_assets.storage.atomic import atomic_path
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.schemas import CATALOG, RECORDS, SchemaMismatch, as_stored, conform
@@ -349,7 +349,7 @@ def _rows(source: SourceFile, photos: np.ndarray, groups: RecordGroups) -> pa.Ta
     if len(rows) < len(table):
         table = table.take(pa.array(rows))  # 0.3 us per row on records files, a mask filter 0.4-0.5
     if not np.array_equal(table["photo_id"].to_numpy(), groups.photo_ids[photos]):
-        raise CatalogError(f"{source.path}: rows moved while the catalog was being built; run it again")
+        raise InputChanged(f"{source.path}: rows moved while the catalog was being built; run it again")
     try:
         return conform(table, RECORD_SCHEMA)
     except SchemaMismatch as error:

@@ -26,6 +26,10 @@ class CatalogError(ValueError):
     """Input the catalog cannot be built from (a bad file, a bad keyword folder, a file that changed)."""
 
 
+class InputChanged(CatalogError):
+    """An input file changed while the catalog was being built: building again will do."""
+
+
 @dataclass
 class SourceFile:
     """One Parquet input, remembered by identity so a second read can prove it is the same file."""
@@ -40,7 +44,7 @@ class SourceFile:
         if self._stamp is None:
             self._stamp = stamp
         elif stamp != self._stamp:
-            raise CatalogError(f"{self.path}: the file changed while the catalog was being built; run it again")
+            raise InputChanged(f"{self.path}: the file changed while the catalog was being built; run it again")
         try:
             with pq.ParquetFile(self.path, metadata=self._metadata) as parquet:
                 self._metadata = parquet.metadata

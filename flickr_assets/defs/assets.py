@@ -12,6 +12,7 @@ import dagster as dg
 
 from flickr_assets.catalog import build_catalog
 from flickr_assets.catalog.build import DEFAULT_COMPRESSION, DEFAULT_NEAR_DISTANCE, check_options
+from flickr_assets.catalog.sources import CatalogError, InputChanged
 from flickr_assets.defs.metadata import catalog_metadata, column_schema, download_metadata, harvest_metadata
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.queries import QueryDefaults, query_for
@@ -22,6 +23,7 @@ from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import check_overlap, harvest_keyword
 from flickr_assets.storage.layout import DataFolderError, DataLayout
 from flickr_assets.storage.manifest import ManifestError
+from flickr_assets.storage.records import RecordsFileError
 from flickr_assets.storage.schemas import CATALOG, MANIFEST, RECORDS, SchemaMismatch
 
 
@@ -112,7 +114,7 @@ def photo_records(
                 overlap=overlap,
                 on_progress=_Progress(context),
             )
-    except (PermanentFlickrError, SchemaMismatch) as error:
+    except (PermanentFlickrError, SchemaMismatch, RecordsFileError) as error:
         raise _permanent(error) from None
     context.log.info(f"harvested {keyword!r}: {result}")
     return dg.MaterializeResult(metadata=harvest_metadata(layout, keyword, result))
@@ -170,12 +172,17 @@ def photo_catalog(
         check_options(config.near_distance, config.compression)
     except ValueError as error:
         raise _permanent(error) from None
-    result = build_catalog(
-        layout,
-        keywords,
-        near_distance=config.near_distance,
-        compression=config.compression,
-        on_progress=_Progress(context),
-    )
+    try:
+        result = build_catalog(
+            layout,
+            keywords,
+            near_distance=config.near_distance,
+            compression=config.compression,
+            on_progress=_Progress(context),
+        )
+    except InputChanged:
+        raise  # a harvest or download wrote meanwhile: the retry policy builds it again
+    except CatalogError as error:  # a damaged input file would fail every retry the same way
+        raise _permanent(error) from None
     context.log.info(f"catalog: {result}")
     return dg.MaterializeResult(metadata=catalog_metadata(layout, result))

@@ -21,7 +21,14 @@ from flickr_assets.flickr.query import SearchQuery
 from flickr_assets.storage.atomic import remove_stale_temp_files
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.locks import keyword_lock
-from flickr_assets.storage.records import RecordsWriter, append_coverage, read_state, write_state
+from flickr_assets.storage.records import (
+    RecordsFileError,
+    RecordsWriter,
+    append_coverage,
+    read_state,
+    records_file_damage,
+    write_state,
+)
 from flickr_assets.wording import counted
 
 log = logging.getLogger(__name__)
@@ -115,6 +122,11 @@ def _harvest(
     now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     remove_stale_temp_files(layout.records_dir(keyword))
 
+    damage = records_file_damage(layout.records_file(keyword))
+    if damage and not full_refresh:  # found now, not after a whole walk's API calls
+        raise RecordsFileError(f"{damage}: materialise the keyword with full_refresh to harvest it anew")
+    if damage:
+        log.warning("%s: replacing it with this full refresh", damage)
     fingerprint = query_fingerprint(query)
     state = None if full_refresh else read_state(layout, keyword)
     incremental = bool(state and state.get("fingerprint") == fingerprint and layout.records_file(keyword).exists())

@@ -29,6 +29,23 @@ READ_BATCH_SIZE = 50_000
 STATE_VERSION = 1
 
 
+class RecordsFileError(ValueError):
+    """The keyword's records file is damaged: the message names it and says what to do."""
+
+
+def records_file_damage(path: Path) -> str | None:
+    """What is wrong with the records file at ``path`` (None when it is absent or its Parquet footer reads)."""
+    if not path.exists():
+        return None
+    try:
+        names = pq.ParquetFile(path).schema_arrow.names
+    except (OSError, pa.ArrowInvalid) as error:
+        return f"records file {path} is not readable Parquet ({' '.join(str(error).split())[:200]})"
+    if "photo_id" not in names or "first_seen" not in names:
+        return f"records file {path} is not a records table (no photo_id or first_seen column)"
+    return None
+
+
 @dataclass(frozen=True)
 class MergeResult:
     """What a commit did: rows in the file now, harvested photos new to the file and already in it, and old
@@ -76,7 +93,13 @@ class RecordsWriter:
         """Merge the harvested rows into ``photos.parquet`` and replace it atomically.
 
         ``replace=True`` (a full refresh) drops old rows the harvest did not find again; otherwise they stay.
+        A damaged old file (:func:`records_file_damage`) is then replaced as if absent; otherwise it raises
+        :class:`RecordsFileError`.
         """
+        damage = records_file_damage(self.final)
+        if damage and not replace:
+            raise RecordsFileError(damage)
+        old = None if damage or not self.final.exists() else self.final
         if self._pending:
             self._write(self._pending)
             self._pending = []
@@ -86,20 +109,20 @@ class RecordsWriter:
         new_ids = _column(self.scratch, "photo_id")
         keep = _last_occurrence(new_ids)
         harvested = np.sort(new_ids[keep])
-        old_ids, old_first = _old_first_seen(self.final)
+        old_ids, old_first = _old_first_seen(old)
         found_old = _member(harvested, old_ids)
         updated = int(found_old.sum())
 
         written = dropped = 0
         with atomic_path(self.final) as tmp, pq.ParquetWriter(tmp, RECORDS) as out:
-            if self.final.exists():
-                for batch in pq.ParquetFile(self.final).iter_batches(READ_BATCH_SIZE, use_threads=False):
+            if old is not None:
+                for batch in pq.ParquetFile(old).iter_batches(READ_BATCH_SIZE, use_threads=False):
                     ids = batch.column("photo_id").to_numpy()
                     stays = ~_member(ids, harvested)
                     if replace:
                         dropped += int(stays.sum())
                         continue
-                    table = _conform(batch, self.final).filter(pa.array(stays))
+                    table = _conform(batch, old).filter(pa.array(stays))
                     if table.num_rows:
                         out.write_table(table, row_group_size=self.row_group_size)
                         written += table.num_rows
@@ -199,9 +222,9 @@ def _member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     return sorted_set[index] == values
 
 
-def _old_first_seen(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """IDs (sorted) and their first_seen (unix seconds) in the current file."""
-    if not path.exists():
+def _old_first_seen(path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """IDs (sorted) and their first_seen (unix seconds) in the current file (none without one)."""
+    if path is None:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     table = pq.read_table(path, columns=["photo_id", "first_seen"])
     ids = table.column("photo_id").to_numpy()

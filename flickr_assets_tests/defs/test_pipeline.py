@@ -227,3 +227,35 @@ def test_a_damaged_file_fails_photo_images_at_once_naming_it(pipeline_env, sim, 
     description = failure.step_failure_data.user_failure_data.description
     assert description.startswith(message.format(path=path)) and "\n" not in description
     assert path.read_bytes() == b"PAR1 not parquet at all"  # left for the user to look at
+
+
+def _failure_description(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return failure.step_failure_data.user_failure_data.description
+
+
+def test_a_damaged_records_file_fails_harvest_and_catalog_at_once_and_full_refresh_mends_it(pipeline_env, sim):
+    layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
+    assert _materialize(dg.AssetSelection.assets(photo_records), partition_key="colosseum").success
+    path = layout.records_file("colosseum")
+    path.write_bytes(b"PAR1 not parquet at all")
+    sim.stats.reset()
+    for asset, partition, start in (
+        (photo_records, "colosseum", f"records file {path} is not readable Parquet"),
+        (photo_catalog, None, f"{path}: not a readable Parquet file"),
+    ):
+        result = _materialize(dg.AssetSelection.assets(asset), partition_key=partition)
+        assert not result.success
+        assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]  # it would fail again
+        description = _failure_description(result)
+        assert description.startswith(start) and "\n" not in description, description
+    assert "full_refresh" in _failure_description(
+        _materialize(dg.AssetSelection.assets(photo_records), partition_key="colosseum")
+    )
+    assert sim.stats.snapshot()["rest_calls"] == 0  # found before any search, not after a whole walk
+
+    config = {"ops": {"photo_records": {"config": {"full_refresh": True}}}}
+    result = _materialize(dg.AssetSelection.assets(photo_records), partition_key="colosseum", run_config=config)
+    assert result.success
+    ids = set(pq.read_table(path, columns=["photo_id"])["photo_id"].to_pylist())
+    assert ids == sim.truth.search_ids(text="colosseum", has_geo=True)
