@@ -157,6 +157,7 @@ def photo_images(
         dg.AssetDep(photo_records, partition_mapping=dg.AllPartitionMapping()),
         dg.AssetDep(photo_images, partition_mapping=dg.AllPartitionMapping()),
     ],
+    pool="flickr_catalog",  # one build at a time, however it was launched (UI, CLI, the nightly sensor)
     group_name="flickr",
     kinds={"parquet"},
     retry_policy=dg.RetryPolicy(max_retries=1, delay=10),

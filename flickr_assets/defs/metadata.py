@@ -89,8 +89,9 @@ def download_metadata(layout: DataLayout, keyword: str, result: DownloadResult) 
     if result.temp_files_removed:
         metadata["temp_files_removed"] = dg.MetadataValue.int(result.temp_files_removed)  # left by a killed run
     if result.contact_sheet and result.contact_sheet.exists():
-        metadata["contact_sheet"] = dg.MetadataValue.md(_embedded_image(result.contact_sheet))
         metadata["contact_sheet_path"] = dg.MetadataValue.path(str(result.contact_sheet))
+        if result.done:  # a run that changed nothing would store the same picture in the event log again
+            metadata["contact_sheet"] = dg.MetadataValue.md(_embedded_image(result.contact_sheet))
     return metadata
 
 

@@ -38,8 +38,8 @@ def nightly_cron() -> str:
         dg.ScheduleDefinition(name="nightly_cron_check", cron_schedule=cron, job=keyword_job)
     except dg.DagsterInvalidDefinitionError:
         raise ValueError(
-            f"FLICKR_NIGHTLY_CRON={cron!r} is not a cron expression of 5 fields (minute hour day month weekday, "
-            f"e.g. {DEFAULT_CRON!r} for 02:00 UTC)"
+            f"FLICKR_NIGHTLY_CRON={cron!r} is not a valid cron expression: 5 fields, minute hour day month weekday "
+            f"(e.g. {DEFAULT_CRON!r} for 02:00 UTC)"
         ) from None
     return cron
 
@@ -86,7 +86,8 @@ def catalog_after_nightly(context: dg.SensorEvaluationContext) -> dg.RunRequest 
     latest = max(ticks)
     if latest == context.cursor:
         return dg.SkipReason(f"the catalog of the {latest} refresh is already requested")
-    night = [r.dagster_run for r in records if r.dagster_run.tags.get(NIGHTLY_TAG) == latest]
+    # Every run of that night, however many other runs (manual, backfills) came since.
+    night = context.instance.get_runs(filters=dg.RunsFilter(job_name=keyword_job.name, tags={NIGHTLY_TAG: latest}))
     waiting = [run for run in night if run.status not in FINISHED]
     if waiting:
         return dg.SkipReason(f"{len(waiting)} run(s) of the {latest} refresh still going")

@@ -73,6 +73,7 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
         assert "photo_id" in records_md["preview"].value
         images_md = result.asset_materializations_for_node("photo_images")[0].metadata
         assert images_md["records"].value == images_md["dagster/partition_row_count"].value == len(truth)
+        assert images_md["contact_sheet"].value.startswith("![") and images_md["contact_sheet_path"].value
         evaluations = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
         assert evaluations == {"records_are_valid": True, "images_match_manifest": True}
 
@@ -80,6 +81,12 @@ def test_records_images_catalog_match_the_simulator(pipeline_env, sim):
         assert {row["photo_id"] for row in manifest} == truth
         for row in manifest:
             assert row["status"] == sim.truth.download(row["photo_id"]).status, row
+
+    # A run with nothing to do keeps its metadata small (the event log holds every run's).
+    again = _materialize(dg.AssetSelection.assets(photo_images), partition_key=SAMPLE_QUERIES[0][0])
+    images_md = again.asset_materializations_for_node("photo_images")[0].metadata
+    assert images_md["handled_this_run"].value == 0 and "contact_sheet" not in images_md
+    assert images_md["contact_sheet_path"].value
 
     result = _materialize(dg.AssetSelection.assets(photo_catalog))
     assert result.success

@@ -76,7 +76,9 @@ def test_schedule_defaults_to_two_utc_and_is_off_until_turned_on():
     assert catalog_after_nightly.default_status == dg.DefaultSensorStatus.STOPPED
 
 
-@pytest.mark.parametrize(("cron", "loads"), [("30 1 * * 1-5", True), ("nightly", False), ("0 2 * *", False)])
+@pytest.mark.parametrize(
+    ("cron", "loads"), [("30 1 * * 1-5", True), ("nightly", False), ("0 2 * *", False), ("0 26 * * *", False)]
+)
 def test_nightly_cron_setting_is_used_or_refused_naming_it(cron, loads):
     code = (
         "from flickr_assets.definitions import defs; print(defs.resolve_schedule_def('nightly_keywords').cron_schedule)"
@@ -88,6 +90,6 @@ def test_nightly_cron_setting_is_used_or_refused_naming_it(cron, loads):
     else:
         assert result.returncode != 0
         assert result.stderr.strip().splitlines()[-1] == (
-            f"ValueError: FLICKR_NIGHTLY_CRON={cron!r} is not a cron expression of 5 fields "
-            "(minute hour day month weekday, e.g. '0 2 * * *' for 02:00 UTC)"
+            f"ValueError: FLICKR_NIGHTLY_CRON={cron!r} is not a valid cron expression: 5 fields, minute hour day "
+            "month weekday (e.g. '0 2 * * *' for 02:00 UTC)"
         )
