@@ -1,7 +1,9 @@
 """Asset checks: data-quality rules of the stored tables and files, run after each materialisation."""
 
 import functools
+import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -10,18 +12,31 @@ from flickr_assets.catalog import check_catalog
 from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
 from flickr_assets.defs.partitions import keyword_partitions
 from flickr_assets.defs.resources import StorageResource
+from flickr_assets.storage.atomic import write_text
 from flickr_assets.storage.validate import manifest_problems, records_problems
 from flickr_assets.wording import counted
 
 MAX_LISTED = 20
 
 
-def _result(problems: list[str], what: str) -> dg.AssetCheckResult:
+def _result(problems: list[str], what: str, elsewhere: dict[str, int] | None = None) -> dg.AssetCheckResult:
+    """Problems of the checked files fail the check (ERROR). Problems other keywords had at their last check
+    (``elsewhere``) fail it as a warning, which blocks nothing: the asset's check status then stays failed
+    until every keyword checks clean, not only the keyword of the latest run."""
+    metadata = {"problems": len(problems), "first_problems": dg.MetadataValue.md(_bullets(problems))}
+    description = f"{len(problems)} problem(s) with {what}" if problems else f"{what}: all good"
+    if elsewhere:
+        listed = ", ".join(f"{keyword!r} ({count})" for keyword, count in list(elsewhere.items())[:5])
+        more = f" and {len(elsewhere) - 5} more" if len(elsewhere) > 5 else ""
+        their = "its" if len(elsewhere) == 1 else "their"
+        others = counted(len(elsewhere), "other keyword")
+        description += f"; {others} had problems at {their} last check: {listed}{more}"
+        metadata["keywords_with_problems"] = dg.MetadataValue.json(elsewhere)
     return dg.AssetCheckResult(
-        passed=not problems,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{len(problems)} problem(s) with {what}" if problems else f"{what}: all good",
-        metadata={"problems": len(problems), "first_problems": dg.MetadataValue.md(_bullets(problems))},
+        passed=not problems and not elsewhere,
+        severity=dg.AssetCheckSeverity.ERROR if problems else dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata=metadata,
     )
 
 
@@ -38,19 +53,41 @@ def _partition(context: dg.AssetCheckExecutionContext) -> str | None:
     return context.run.tags.get("dagster/partition")
 
 
+def _remember(outcome_file: Path, problems: list[str]) -> None:
+    if outcome_file.parent.exists():
+        checked = datetime.now(UTC).isoformat(timespec="seconds")
+        write_text(outcome_file, json.dumps({"problems": len(problems), "first": problems[:3], "checked": checked}))
+
+
+def _remembered(outcome_file: Path) -> int:
+    """Problems found by the last check whose outcome is in ``outcome_file`` (0 if none is known)."""
+    try:
+        count = json.loads(outcome_file.read_text(encoding="utf-8"))["problems"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return count if isinstance(count, int) else 0
+
+
 def _per_keyword(
     context: dg.AssetCheckExecutionContext,
     file_of: Callable[[str], Path],
+    outcome_of: Callable[[str], Path],
     problems_of: Callable[[str], list[str]],
     every_problems_of: Callable[[str], list[str]],
     what: str,
 ) -> dg.AssetCheckResult:
-    """The check of the run's keyword (``problems_of``), or, run on its own, of every keyword with a file
+    """The check of the run's keyword (``problems_of``, its outcome kept in ``outcome_of(keyword)``), with what
+    the other keywords' last checks found; or, run on its own, of every keyword with a file
     (``every_problems_of``, which may look less deep)."""
     keyword = _partition(context)
+    keywords = keyword_partitions.get_partition_keys()
     if keyword is not None:
-        return _result(problems_of(keyword), what)
-    keywords = [keyword for keyword in keyword_partitions.get_partition_keys() if file_of(keyword).exists()]
+        problems = problems_of(keyword)
+        _remember(outcome_of(keyword), problems)
+        elsewhere = {other: n for other in keywords if other != keyword and (n := _remembered(outcome_of(other)))}
+        return _result(problems, f"{what} of {keyword!r}", elsewhere)
+    # Not remembered per keyword: ``every_problems_of`` may look less deep than a keyword's own check.
+    keywords = [keyword for keyword in keywords if file_of(keyword).exists()]
     problems = [problem for keyword in keywords for problem in every_problems_of(keyword)]
     return _result(problems, f"{what} of {counted(len(keywords), 'keyword')}")
 
@@ -59,7 +96,7 @@ def _per_keyword(
 def records_are_valid(context: dg.AssetCheckExecutionContext, storage: StorageResource) -> dg.AssetCheckResult:
     layout = storage.layout
     problems = functools.partial(records_problems, layout)
-    return _per_keyword(context, layout.records_file, problems, problems, "records")
+    return _per_keyword(context, layout.records_file, layout.records_check_file, problems, problems, "records")
 
 
 @dg.asset_check(
@@ -73,6 +110,7 @@ def images_match_manifest(context: dg.AssetCheckExecutionContext, storage: Stora
     return _per_keyword(
         context,
         layout.manifest_file,
+        layout.images_check_file,
         functools.partial(manifest_problems, layout),
         functools.partial(manifest_problems, layout, verify_hashes=False),
         "images",

@@ -72,6 +72,10 @@ class DataLayout:
     def harvest_state_file(self, keyword: str) -> Path:
         return self.records_dir(keyword) / "_state.json"
 
+    def records_check_file(self, keyword: str) -> Path:
+        """The outcome of the keyword's last records check (problems found, when)."""
+        return self.records_dir(keyword) / "_check.json"
+
     # --- images --------------------------------------------------------------------------------
     @property
     def images_root(self) -> Path:
@@ -101,6 +105,10 @@ class DataLayout:
 
     def contact_sheet_file(self, keyword: str) -> Path:
         return self.manifest_dir(keyword) / "_contact_sheet.jpg"
+
+    def images_check_file(self, keyword: str) -> Path:
+        """The outcome of the keyword's last images check (problems found, when)."""
+        return self.manifest_dir(keyword) / "_check.json"
 
     # --- catalog -------------------------------------------------------------------------------
     @property

@@ -266,3 +266,31 @@ def test_a_damaged_records_file_fails_harvest_and_catalog_at_once_and_full_refre
     assert result.success
     ids = set(pq.read_table(path, columns=["photo_id"])["photo_id"].to_pylist())
     assert ids == sim.truth.search_ids(text="colosseum", has_geo=True)
+
+
+def test_a_keyword_s_failed_check_stays_visible_after_other_keywords_run(pipeline_env, sim):
+    layout = DataLayout.at(pipeline_env["FLICKR_DATA_DIR"])
+    both = dg.AssetSelection.assets(photo_records, photo_images)
+    assert _materialize(both, partition_key="colosseum").success
+    manifest = pq.read_table(layout.manifest_file("colosseum"), columns=["status", "path"]).to_pylist()
+    damaged = layout.resolve_relative(next(row["path"] for row in manifest if row["status"] == "ok"))
+    original = damaged.read_bytes()
+    damaged.write_bytes(original + b"\0")
+
+    def images_check(partition: str) -> dg.AssetCheckEvaluation:
+        result = _materialize(both, partition_key=partition)
+        assert result.success, partition  # a warning about another keyword blocks nothing
+        return {e.check_name: e for e in result.get_asset_check_evaluations()}["images_match_manifest"]
+
+    own = images_check("colosseum")
+    assert not own.passed and own.severity == dg.AssetCheckSeverity.ERROR
+    assert own.description == "1 problem(s) with images of 'colosseum'"
+    other = images_check("stonehenge")  # its own images are fine; colosseum's problem is still known
+    assert not other.passed and other.severity == dg.AssetCheckSeverity.WARN
+    assert other.description == (
+        "images of 'stonehenge': all good; 1 other keyword had problems at its last check: 'colosseum' (1)"
+    )
+    assert other.metadata["keywords_with_problems"].value == {"colosseum": 1}
+
+    damaged.write_bytes(original)  # mended and checked again: every keyword is clean
+    assert images_check("colosseum").passed and images_check("stonehenge").passed
