@@ -4,16 +4,24 @@ Secrets (``FLICKR_API_KEY``, ``FLICKR_API_SECRET``) reach the resources only as 
 the UI and the run config show the variable's name, never its value.
 """
 
+import logging
 import os
+import threading
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from flickr_assets.defs.recovery import recover_dead_runs, tag_run_place
 from flickr_assets.flickr.client import FLICKR_REST_URL, FlickrClient
 from flickr_assets.flickr.errors import KEY_HELP
 from flickr_assets.flickr.ratelimit import ApiBudget
 from flickr_assets.storage.layout import DataFolderError, DataLayout
+
+#: How often a running run looks for killed runs holding pool slots it may be waiting for.
+RECOVERY_INTERVAL_S = 30.0
+
+log = logging.getLogger(__name__)
 
 
 class SettingError(ValueError):
@@ -25,13 +33,25 @@ class StorageResource(dg.ConfigurableResource):
 
     data_dir: str = "data"
 
+    _stop_watch: threading.Event | None = PrivateAttr(default=None)
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Runs start here before any step asks for a pool slot: say where this run's process lives, and free the
-        # slots of runs that were killed, or every later run of that pool would wait for them forever.
+        # slots of runs that were killed, or every later run of that pool would wait for them forever. A run
+        # already waiting when the holder is killed frees them too: the check is repeated while the run lives.
         if context.instance is not None:
             if context.run is not None:
                 tag_run_place(context.instance, context.run.run_id)
             recover_dead_runs(context.instance)
+            self._stop_watch = threading.Event()
+            watch = threading.Thread(
+                target=_watch_dead_runs, args=(context.instance, self._stop_watch), name="flickr-recovery", daemon=True
+            )
+            watch.start()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._stop_watch is not None:
+            self._stop_watch.set()
 
     @property
     def layout(self) -> DataLayout:
@@ -43,6 +63,14 @@ class StorageResource(dg.ConfigurableResource):
             return self.layout.ensure_writable()
         except DataFolderError as error:
             raise DataFolderError(f"{error} — set FLICKR_DATA_DIR to a folder this user can write") from None
+
+
+def _watch_dead_runs(instance: dg.DagsterInstance, stop: threading.Event) -> None:
+    while not stop.wait(RECOVERY_INTERVAL_S):
+        try:
+            recover_dead_runs(instance)
+        except Exception as error:  # a storage hiccup: the next round tries again
+            log.warning("checking for dead runs failed: %s: %s", type(error).__name__, error)
 
 
 class FlickrResource(dg.ConfigurableResource):

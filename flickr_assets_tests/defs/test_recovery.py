@@ -17,6 +17,7 @@ from flickr_assets.defs.recovery import (
     process_start_time,
     recover_dead_runs,
 )
+from flickr_assets.defs.resources import RECOVERY_INTERVAL_S
 from flickr_assets.simulator import Faults
 
 BIN = Path(sys.executable).parent
@@ -82,13 +83,20 @@ def _started_run(instance: dg.DagsterInstance, process: subprocess.Popen, timeou
     raise AssertionError("the run never started")
 
 
+def _harvest_args(keyword: str) -> list[str]:
+    return [str(BIN / "dagster"), "asset", "materialize", "-m", "flickr_assets.definitions",
+            "--select", "photo_records", "--partition", keyword]  # fmt: skip
+
+
 @pytest.fixture
-def harvest_run(pipeline_env, sim):
+def harvest_run(pipeline_env, sim, tmp_path, monkeypatch):
     """A real CLI run of photo_records, slowed down so it holds its ``flickr_api`` slot: (instance, process,
-    run) once it has started."""
+    run) once it has started. Its keyword, "new york", takes hundreds of calls."""
+    keywords = tmp_path / "keywords.txt"
+    keywords.write_text("new york\ncolosseum\n")
+    monkeypatch.setenv("FLICKR_KEYWORDS_FILE", str(keywords))
     sim.faults = Faults(slow=1.0, slow_seconds=1.0)  # every call is slow
-    args = [str(BIN / "dagster"), "asset", "materialize", "-m", "flickr_assets.definitions",
-            "--select", "photo_records", "--partition", "colosseum"]  # fmt: skip
+    args = _harvest_args("new york")
     with dg.DagsterInstance.get() as instance:
         process = subprocess.Popen(args, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
@@ -134,3 +142,28 @@ def test_places_are_judged() -> None:
     assert judge_place("worker-7|m-1|boot-1|pid:[4026531836]", here) == "elsewhere"
     assert judge_place(None, here) == "elsewhere"
     assert judge_place("vm|?|boot-0|pid:[1]", "vm|?|boot-1|pid:[1]") == "elsewhere"  # no machine id to compare
+
+
+@pytest.mark.slow
+def test_a_run_waiting_for_the_slot_of_a_run_killed_meanwhile_goes_on(harvest_run) -> None:
+    instance, process, run = harvest_run
+    waiting = subprocess.Popen(
+        _harvest_args("colosseum"), env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))) < 2:
+            assert time.monotonic() < deadline and waiting.poll() is None, "the second run never started"
+            time.sleep(0.2)
+        time.sleep(2)  # it has met the held slot by now
+        assert waiting.poll() is None
+        process.kill()  # the holder dies after the waiting run's own check at its start
+        process.wait()
+        killed = time.monotonic()
+        output, _ = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, output[-3000:]
+        assert time.monotonic() - killed < RECOVERY_INTERVAL_S + 30  # freed by the waiting run's repeated check
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+    finally:
+        waiting.kill()
+        waiting.wait()
