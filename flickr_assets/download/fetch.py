@@ -20,6 +20,7 @@ from flickr_assets.download.classify import (
     is_text_body,
 )
 from flickr_assets.download.limits import HostLimiter
+from flickr_assets.http_read import BodyError, read_body
 from flickr_assets.imaging.decode import sniff_format
 from flickr_assets.retry_after import retry_after_seconds
 
@@ -58,9 +59,12 @@ class Fetcher:
         user_agent: str,
         retry_after_max: float,
         connections_per_host: int = 16,
+        max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._limiter = limiter
         self._retry_after_max = retry_after_max
+        self._timeout = timeout
+        self._max_bytes = max_bytes
         # Retries are ours (status-aware, with backoff), so urllib3 must not add its own.
         self._pool = urllib3.PoolManager(
             num_pools=32,
@@ -68,7 +72,8 @@ class Fetcher:
             block=False,
             retries=False,
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            headers={"User-Agent": user_agent, "Accept": "image/*"},
+            # identity: a compressed body would not match its Content-Length, and could be a zip bomb
+            headers={"User-Agent": user_agent, "Accept": "image/*", "Accept-Encoding": "identity"},
         )
 
     def close(self) -> None:
@@ -83,8 +88,14 @@ class Fetcher:
             requests_made += 1
             with self._limiter.slot(url):
                 try:
-                    response = self._pool.request("GET", url, redirect=False, retries=False)
-                    body = response.data
+                    response = self._pool.request(
+                        "GET", url, redirect=False, retries=False, preload_content=False, decode_content=False
+                    )
+                    body = read_body(response, self._timeout, self._max_bytes)
+                except BodyError as error:
+                    too_large = str(error).startswith("body larger")  # the same again next time
+                    answer = Answer("refused" if too_large else "retry", url, str(error))
+                    break
                 except urllib3.exceptions.TimeoutError:
                     answer = Answer("retry", url, "timeout")
                     break

@@ -22,7 +22,8 @@ class DownloadOptions:
     original_interval: float = 0.02  # minimum seconds between two Original requests to one host
     attempts: int = 6  # fetch attempts per photo in one run
     decode_attempts: int = 3  # identical decode errors after which an image is final ``invalid``
-    timeout: float = 30.0  # seconds to connect and between bytes received
+    timeout: float = 30.0  # seconds to connect and between bytes received; past it, 20 kB/s on average
+    max_image_bytes: int = 64 * 1024 * 1024  # a larger body is refused (bounded memory per fetch)
     backoff: float = 0.25  # first retry delay in seconds; doubles each attempt, with jitter
     backoff_max: float = 8.0  # longest retry delay
     retry_after_max: float = 120.0  # longest wait honoured from a Retry-After header
@@ -46,6 +47,7 @@ class DownloadOptions:
             "attempts": (self.attempts >= 1, "at least 1"),
             "decode_attempts": (self.decode_attempts >= 1, "at least 1"),
             "timeout": (self.timeout > 0, "more than 0"),
+            "max_image_bytes": (self.max_image_bytes >= 1, "at least 1"),
             "backoff": (self.backoff >= 0, "0 or more"),
             "backoff_max": (self.backoff_max >= 0, "0 or more"),
             "retry_after_max": (self.retry_after_max >= 0, "0 or more"),

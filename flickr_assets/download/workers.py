@@ -151,7 +151,9 @@ def worker_main(
     threading.Thread(target=_watch_parent, args=watch, daemon=True, name="parent-watch").start()
     imaging = ImagingOptions(max_side=options.max_side, min_side=options.min_side, quality=options.quality)
     limiter = HostLimiter.shared(limits, number)
-    fetcher = Fetcher(limiter, options.timeout, options.user_agent, options.retry_after_max, threads)
+    fetcher = Fetcher(
+        limiter, options.timeout, options.user_agent, options.retry_after_max, threads, options.max_image_bytes
+    )
     processor = ThreadPoolExecutor(1, thread_name_prefix="process")
     env = WorkerEnv(options, imaging, fetcher, stopping, processor)
     locks = (threading.Lock(), threading.Lock())

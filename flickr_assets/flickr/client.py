@@ -30,6 +30,7 @@ from flickr_assets.flickr.errors import (
     api_error,
     http_error,
 )
+from flickr_assets.http_read import BodyError, read_body
 from flickr_assets.retry_after import retry_after_seconds
 
 FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
@@ -37,6 +38,8 @@ FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
 #: otherwise hold the run, and every run sharing the key's budget, silently for hours; after its attempts the run
 #: fails, naming the 429, and the asset's retry policy tries again later.
 RETRY_AFTER_MAX_S = 120.0
+#: The largest answer read (a page of 500 photos with every extra is about 1 MB).
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,29 @@ log = logging.getLogger(__name__)
 for _name in ("oauthlib", "requests_oauthlib", "flickrapi"):
     logging.getLogger(_name).setLevel(logging.INFO)
 logging.getLogger("flickrapi.auth").setLevel(logging.CRITICAL)
+
+
+class _BoundedAnswers(requests.adapters.HTTPAdapter):
+    """Reads every answer's body within bounds (:func:`flickr_assets.http_read.read_body`): requests' timeout
+    bounds each wait for bytes, so a server trickling them would hold a call, its lock and its pool slot
+    forever."""
+
+    def __init__(self, grace: float) -> None:
+        super().__init__()
+        self._grace = grace
+
+    def send(self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any) -> requests.Response:
+        response = super().send(request, stream=True, **kwargs)
+        if not stream:
+            try:
+                response._content = read_body(response.raw, self._grace, MAX_ANSWER_BYTES, decode=True)
+            except BodyError as error:
+                raise _BadAnswerBody(str(error)) from None
+        return response
+
+
+class _BadAnswerBody(requests.RequestException):
+    """An answer whose body came too slowly or was too large."""
 
 
 class _FlickrAPI(flickrapi.FlickrAPI):
@@ -137,6 +163,8 @@ class FlickrClient:
         self._api = _FlickrAPI(self._key, self._secret, format="parsed-json", store_token=False)
         self._api.REST_URL = rest_url
         session = requests.Session()
+        for prefix in ("http://", "https://"):
+            session.mount(prefix, _BoundedAnswers(grace=timeout))
         session.hooks["response"].append(self._record_response)
         # OAuthFlickrInterface.session is a class attribute shared by every FlickrAPI; shadow it per client.
         self._api.flickr_oauth.session = session
@@ -215,6 +243,8 @@ class FlickrClient:
             if status is not None and status != 200:
                 raise http_error(method, status, self._last.retry_after, self._last.oauth_problem) from None
             raise TransientFlickrError(f"Flickr call {method} failed: {self._redact(str(error))}") from None
+        except _BadAnswerBody as error:
+            raise TransientFlickrError(f"Flickr's answer to {method} was refused: {error}", kind="bad_body") from None
         except requests.Timeout:
             raise TransientFlickrError(
                 f"Flickr did not answer {method} within {self.timeout:g}s", kind="timeout"

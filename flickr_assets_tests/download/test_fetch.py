@@ -1,10 +1,12 @@
 """Fetcher behaviour: what the simulator cannot play (a server closing kept connections, redirect loops), and
 a 429 without Retry-After against the simulator."""
 
+import gzip
 import http.server
 import threading
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -125,3 +127,55 @@ def test_a_429_without_retry_after_pauses_the_host_for_everyone(sim, harvested):
         fetcher.close()
     assert (throttled.kind, throttled.reason, throttled.retry_after) == ("retry", "HTTP 429", None)
     assert answer.kind == "body" and waited >= THROTTLED_PAUSE - 0.05
+
+
+class _HostileHandler(http.server.BaseHTTPRequestHandler):
+    """Bodies no simulator of Flickr would send: a trickle, a gzip bomb, a huge image."""
+
+    protocol_version = "HTTP/1.1"
+    encodings: ClassVar[list[str | None]] = []
+
+    def do_GET(self) -> None:
+        type(self).encodings.append(self.headers.get("Accept-Encoding"))
+        if self.path == "/trickle.jpg":  # one byte a second: no single wait reaches the timeout
+            self._head(len(BODY))
+            for byte in BODY:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.4)
+        elif self.path == "/gzip.jpg":  # 1 MiB of zeros, compressed, and sent compressed although not asked to
+            packed = gzip.compress(b"\0" * (1 << 20))
+            self._head(len(packed), {"Content-Encoding": "gzip"})
+            self.wfile.write(packed)
+        else:
+            self._head(3 * len(BODY))
+            self.wfile.write(BODY * 3)
+
+    def _head(self, length: int, extra: dict[str, str] | None = None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/jpeg")
+        self.send_header("Content-Length", str(length))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_trickling_an_encoded_or_an_oversized_body_ends_the_attempt():
+    _HostileHandler.encodings = []
+    for base in _serve(_HostileHandler):
+        fetcher = Fetcher(
+            HostLimiter(4, 2, 0.0), timeout=1.0, user_agent="test", retry_after_max=10, max_bytes=2 * len(BODY)
+        )
+        started = time.monotonic()
+        trickle = fetcher.get(f"{base}/trickle.jpg")
+        assert trickle.kind == "retry" and trickle.reason.startswith("body too slow: ")
+        assert time.monotonic() - started < 10
+        encoded = fetcher.get(f"{base}/gzip.jpg")  # the bytes as sent: not an image, never inflated
+        assert encoded.kind != "body" or len(encoded.body) < 10_000
+        huge = fetcher.get(f"{base}/huge.jpg")
+        assert (huge.kind, huge.reason) == ("refused", f"body larger than {2 * len(BODY):,} bytes")
+        fetcher.close()
+    assert set(_HostileHandler.encodings) == {"identity"}

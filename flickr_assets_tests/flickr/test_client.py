@@ -1,9 +1,11 @@
 """FlickrClient over real HTTP against the simulator: shapes, error classes, retries, Retry-After, no key leaks."""
 
+import http.server
 import json
 import logging
 import random
 import socket
+import threading
 import time
 
 import pytest
@@ -206,3 +208,39 @@ def test_the_key_never_reaches_logs_or_errors(sim, caplog):
     assert "urllib3" in caplog.text or "retrying" in caplog.text  # debug logging was really on
     for secret in (DEMO_API_KEY, DEMO_API_SECRET, "f" * 32):
         assert secret not in text
+
+
+class _TricklingHandler(http.server.BaseHTTPRequestHandler):
+    """An API endpoint sending its answer a byte at a time: no single wait reaches the client's timeout."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"stat": "ok", "photos": {"page": 1, "pages": 1, "perpage": 100, "total": 0, "photo": []}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.3)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_answer_trickling_in_ends_the_call_in_bounded_time():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TricklingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/services/rest/"
+    client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, timeout=1.0, max_attempts=2, sleep=Sleeps())
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientFlickrError, match=r"answer to flickr\.photos\.search was refused: body too slow"):
+            client.search(text="colosseum")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert time.monotonic() - started < 10 and client.stats.errors["bad_body"] == 2
