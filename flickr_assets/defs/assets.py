@@ -21,6 +21,7 @@ from flickr_assets.download import DiskFull, DownloadOptions, download_keyword
 from flickr_assets.download.plan import RecordsError
 from flickr_assets.flickr.errors import PermanentFlickrError
 from flickr_assets.flickr.harvest_keyword import check_overlap, harvest_keyword
+from flickr_assets.storage.atomic import UNWRITABLE
 from flickr_assets.storage.layout import DataFolderError, DataLayout
 from flickr_assets.storage.manifest import ManifestError
 from flickr_assets.storage.records import RecordsFileError
@@ -48,6 +49,15 @@ class CatalogConfig(dg.Config):
 
     near_distance: int = DEFAULT_NEAR_DISTANCE  # most bits (of 64) the perceptual hashes of near duplicates differ by
     compression: str = DEFAULT_COMPRESSION  # Parquet codec of catalog.parquet
+
+
+def _unwritable(error: OSError, layout: DataLayout) -> Exception:
+    """A write error every retry would meet again (no space, read-only...) as a one-line permanent failure
+    naming the folder; any other ``OSError`` as it is (retried by the asset's policy)."""
+    if error.errno not in UNWRITABLE:
+        return error
+    where = error.filename or layout.root
+    return _permanent(DataFolderError(f"cannot write under {where}: {error.strerror} — free space or fix permissions"))
 
 
 def _permanent(error: Exception) -> dg.Failure:
@@ -116,6 +126,8 @@ def photo_records(
             )
     except (PermanentFlickrError, SchemaMismatch, RecordsFileError) as error:
         raise _permanent(error) from None
+    except OSError as error:
+        raise _unwritable(error, layout) from None
     context.log.info(f"harvested {keyword!r}: {result}")
     return dg.MaterializeResult(metadata=harvest_metadata(layout, keyword, result))
 
@@ -185,5 +197,7 @@ def photo_catalog(
         raise  # a harvest or download wrote meanwhile: the retry policy builds it again
     except CatalogError as error:  # a damaged input file would fail every retry the same way
         raise _permanent(error) from None
+    except OSError as error:
+        raise _unwritable(error, layout) from None
     context.log.info(f"catalog: {result}")
     return dg.MaterializeResult(metadata=catalog_metadata(layout, result))

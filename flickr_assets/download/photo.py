@@ -10,7 +10,6 @@ a row in the journal always means its file is complete.
 """
 
 import datetime as dt
-import errno
 import random
 import time
 from concurrent.futures import Executor
@@ -22,8 +21,7 @@ from flickr_assets.download.fetch import Fetcher
 from flickr_assets.download.options import DownloadOptions
 from flickr_assets.download.store import StoredImage, process_and_store
 from flickr_assets.imaging import ImagingOptions, InvalidImage
-
-DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+from flickr_assets.storage.atomic import NO_ROOM
 
 
 class DiskFull(OSError):
@@ -123,9 +121,9 @@ def _fetch_source(env: WorkerEnv, job: Job, source: str, url: str, started: floa
                 _pause(env, row["attempts"], None)
                 continue
             except Exception as error:  # a processing bug is not the image's fault: retry on the next run
-                if isinstance(error, OSError) and error.errno in DISK_FULL:
+                if isinstance(error, OSError) and error.errno in NO_ROOM:
                     raise DiskFull(
-                        error.errno, f"no room to store images under {destination.parent}: {error}"
+                        error.errno, f"no room to store images under {destination.parent}: {error.strerror}"
                     ) from None
                 reason = f"processing error: {type(error).__name__}: {error}"
                 return finish_row(row | {"reason": reason}, started), requests

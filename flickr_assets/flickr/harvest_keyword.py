@@ -67,8 +67,9 @@ class HarvestResult:
 
     def __str__(self) -> str:
         mode = "incremental" if self.incremental else "full"
+        retries = counted(self.retries, "retry", "retries")
         return (
-            f"{self.rows:,} rows ({self.new_rows:,} new) from {counted(self.calls, 'call')} ({self.retries} retries), "
+            f"{self.rows:,} rows ({self.new_rows:,} new) from {counted(self.calls, 'call')} ({retries}), "
             f"{mode} {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M}, {self.elapsed:.1f}s"
         )
 

@@ -8,10 +8,16 @@ flushes and fsyncs it, then renames it over the final name. A crash leaves at mo
 
 import contextlib
 import ctypes
+import errno
 import functools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+
+#: Write errors that every later write would meet too (no space, quota, file size limit, read-only or
+#: forbidden folder): a run stops on them instead of trying file after file.
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+UNWRITABLE = NO_ROOM | {errno.EROFS, errno.EACCES, errno.EPERM}
 
 TEMP_SUFFIX = ".tmp"
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)

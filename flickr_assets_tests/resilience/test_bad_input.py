@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -166,3 +167,33 @@ def test_a_full_disk_fails_clearly_and_a_rerun_completes(pipeline_env, sim, tmp_
     assert snapshot.manifest_hash_problems(layout, "stonehenge") == []
     assert snapshot.leftovers(layout.root) == []
     shutil.rmtree(layout.images_root)  # keep the tmp folder small
+
+
+FULL_DISK_RUN = """
+import dagster as dg
+from flickr_assets.defs.assets import photo_records
+from flickr_assets_tests.defs.test_pipeline import _materialize
+result = _materialize(dg.AssetSelection.assets(photo_records), partition_key="golden gate bridge")
+failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+print(any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events))
+print(failure.step_failure_data.user_failure_data.description)
+"""
+
+
+def test_a_full_disk_fails_the_harvest_at_once_naming_the_folder(pipeline_env, sim):
+    sim.stats.reset()
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_RUN],
+        env=dict(os.environ),
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        preexec_fn=_limit_file_size(20_000),  # the records of 300 photos are larger
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    retried, description = done.stdout.strip().splitlines()[-2:]
+    assert retried == "False"  # every retry would meet the full disk again
+    assert description.startswith("cannot write under ") and "File too large" in description, description
+    assert description.endswith("free space or fix permissions")
+    assert sim.stats.snapshot()["rest_calls"] >= 1
