@@ -17,6 +17,7 @@ EXTRAS = (
     "url_l,url_o"
 )
 
+_NAME_PART = re.compile(r"[A-Za-z0-9@_-]{1,64}")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _TAKEN = re.compile(r"^\s*(\d{1,4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{1,2})(?::(\d{1,2}))?)?")
 
@@ -35,6 +36,9 @@ def photo_to_row(photo: Any, keyword: str, seen: datetime) -> dict[str, Any]:
     owner, secret, server = _text(photo.get("owner")), _text(photo.get("secret")), _text(photo.get("server"))
     if not owner or not secret or not server:
         raise BadPhoto("missing owner, secret or server")
+    if not all(_NAME_PART.fullmatch(part) for part in (owner, secret, server)):
+        # they name the stored file: "12345678@N07", "ff06bb5c65", "65535" on Flickr
+        raise BadPhoto("owner, secret or server is not a short run of letters, digits, @, _ or -")
     uploaded = _int(photo.get("dateupload"), 0, 2**40)
     if uploaded is None:
         raise BadPhoto("missing or non-numeric dateupload")

@@ -126,6 +126,8 @@ def test_half_an_emoji_in_the_json_is_replaced_not_fatal():
         ({"id": "²"}, "id"),  # a digit to str.isdigit, not to int()
         ({"dateupload": "①"}, "dateupload"),
         ({"dateupload": "--1300000000"}, "dateupload"),
+        ({"secret": "f" * 300}, "secret"),  # it names the stored file: ENAMETOOLONG on every run
+        ({"owner": "../../tmp/x"}, "owner"),
         ({"id": "-5"}, "id"),
     ],
 )
