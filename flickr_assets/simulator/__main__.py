@@ -1,6 +1,7 @@
 """``python -m flickr_assets.simulator --port 8765 --seed 7``: run the simulator in the foreground."""
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -23,6 +24,18 @@ def main(argv: list[str] | None = None) -> int:
         "--ties", choices=sorted(TIE_PROFILES), default="heavy", help="how many photos share an upload second"
     )
     args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port {args.port} is not a port: 0 to 65535 (0: any free port)")
+    if args.budget < 0:
+        parser.error(f"--budget {args.budget}: give a number of calls per hour, or 0 for no limit")
+    cache = Path(args.cache_dir)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        probe = cache / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        parser.error(f"--cache-dir {cache}: cannot write there ({error.strerror})")
     try:
         faults = Faults.parse(args.faults)
     except ValueError as error:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 
 from flickr_assets.simulator import DEMO_API_KEY
@@ -41,3 +42,17 @@ def test_cli_rejects_an_unknown_tie_profile(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 2 and "--ties" in result.stderr and "chaotic" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--port", "99999"], "--port 99999 is not a port: 0 to 65535"),
+        (["--budget", "-5"], "--budget -5: give a number of calls per hour, or 0 for no limit"),
+        (["--cache-dir", "/proc/no-such-folder"], "--cache-dir /proc/no-such-folder: cannot write there"),
+    ],
+)
+def test_cli_refuses_bad_options_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    command = [sys.executable, "-m", "flickr_assets.simulator", "--cache-dir", str(tmp_path), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and message in result.stderr.strip().splitlines()[-1], result.stderr
