@@ -84,6 +84,8 @@ class Fetcher:
         """One attempt at ``url``: redirects followed by hand, the answer classified, with the requests made
         and bytes received on the way."""
         requests_made = received = 0
+        if not _fetchable(url):  # from a record: a file:// or ftp:// URL, or one that does not parse
+            return Answer("refused", url, f"not an http(s) URL: {url[:100]!r}")
         for _ in range(MAX_REDIRECTS + 1):
             requests_made += 1
             with self._limiter.slot(url):
@@ -164,3 +166,12 @@ def _network_reason(error: urllib3.exceptions.HTTPError) -> str:
     if isinstance(error, urllib3.exceptions.ProtocolError | urllib3.exceptions.NewConnectionError):
         return "connection error"
     return f"request error ({type(error).__name__})"
+
+
+def _fetchable(url: str) -> bool:
+    """Whether ``url`` is an http(s) URL urllib3 can ask for."""
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except ValueError:
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.host)

@@ -139,10 +139,13 @@ class _HostileHandler(http.server.BaseHTTPRequestHandler):
         type(self).encodings.append(self.headers.get("Accept-Encoding"))
         if self.path == "/trickle.jpg":  # one byte a second: no single wait reaches the timeout
             self._head(len(BODY))
-            for byte in BODY:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.4)
+            try:
+                for byte in BODY:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.4)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
+                self.close_connection = True
         elif self.path == "/gzip.jpg":  # 1 MiB of zeros, compressed, and sent compressed although not asked to
             packed = gzip.compress(b"\0" * (1 << 20))
             self._head(len(packed), {"Content-Encoding": "gzip"})
@@ -163,7 +166,7 @@ class _HostileHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_a_trickling_an_encoded_or_an_oversized_body_ends_the_attempt():
+def test_a_trickling_an_encoded_or_an_oversized_body_or_an_odd_url_ends_the_attempt():
     _HostileHandler.encodings = []
     for base in _serve(_HostileHandler):
         fetcher = Fetcher(
@@ -175,6 +178,9 @@ def test_a_trickling_an_encoded_or_an_oversized_body_ends_the_attempt():
         assert time.monotonic() - started < 10
         encoded = fetcher.get(f"{base}/gzip.jpg")  # the bytes as sent: not an image, never inflated
         assert encoded.kind != "body" or len(encoded.body) < 10_000
+        for url in ("file:///etc/passwd", "ftp://127.0.0.1/x.jpg", "http://[::1/x.jpg"):  # as a hostile record may
+            odd = fetcher.get(url)
+            assert (odd.kind, odd.requests, odd.reason) == ("refused", 0, f"not an http(s) URL: {url!r}")
         huge = fetcher.get(f"{base}/huge.jpg")
         assert (huge.kind, huge.reason) == ("refused", f"body larger than {2 * len(BODY):,} bytes")
         fetcher.close()
