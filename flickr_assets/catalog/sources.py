@@ -27,7 +27,8 @@ class CatalogError(ValueError):
 
 
 class InputChanged(CatalogError):
-    """An input file changed while the catalog was being built: building again will do."""
+    """An input file changed, went away or could not be read while the catalog was being built: building
+    again may do (the asset's retry policy does)."""
 
 
 @dataclass
@@ -56,14 +57,16 @@ class SourceFile:
                 # oversubscribe the cores.
                 in_main = threading.current_thread() is threading.main_thread()
                 return parquet.read(columns=[c for c in columns if c in names], use_threads=in_main)
-        except (OSError, pa.ArrowInvalid) as error:
+        except pa.ArrowInvalid as error:  # the bytes are not Parquet: the same on every try
             raise CatalogError(f"{self.path}: not a readable Parquet file ({error})") from error
+        except OSError as error:  # gone, replaced, or a passing I/O failure: building again may do
+            raise InputChanged(f"{self.path}: cannot be read now ({error}); run it again") from error
 
     def _current_stamp(self) -> tuple[int, int, int]:
         try:
             stat = self.path.stat()
         except OSError as error:
-            raise CatalogError(f"{self.path}: cannot be read ({error.strerror})") from error
+            raise InputChanged(f"{self.path}: cannot be read now ({error.strerror}); run it again") from error
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 

@@ -63,10 +63,20 @@ class _BoundedAnswers(requests.adapters.HTTPAdapter):
     def send(self, request: requests.PreparedRequest, stream: bool = False, **kwargs: Any) -> requests.Response:
         response = super().send(request, stream=True, **kwargs)
         if not stream:
+            # urllib3's errors as requests words them when it reads a body itself (iter_content), which is
+            # what the client's retries know.
             try:
                 response._content = read_body(response.raw, self._grace, MAX_ANSWER_BYTES, decode=True)
             except BodyError as error:
                 raise _BadAnswerBody(str(error)) from None
+            except urllib3.exceptions.ReadTimeoutError as error:
+                raise requests.exceptions.ReadTimeout(error, request=request) from None
+            except urllib3.exceptions.ProtocolError as error:
+                raise requests.exceptions.ChunkedEncodingError(error, request=request) from None
+            except urllib3.exceptions.DecodeError as error:
+                raise _BadAnswerBody(f"body does not decode ({type(error).__name__})") from None
+            except urllib3.exceptions.SSLError as error:
+                raise requests.exceptions.SSLError(error, request=request) from None
         return response
 
 

@@ -77,11 +77,16 @@ def api_error(method: str, code: int, message: str) -> FlickrError:
 
 def http_error(method: str, status: int, retry_after: float | None, oauth_problem: str | None = None) -> FlickrError:
     """The exception for a non-200 HTTP answer to ``method`` (``oauth_problem``: what a 401 body named)."""
-    if status == 401 and oauth_problem:
+    if status == 401 and oauth_problem == "signature_invalid":
         return PermanentFlickrError(
             f"Flickr refused the request signature ({oauth_problem} on {method}) — check FLICKR_API_SECRET: it "
             "must be the secret issued with FLICKR_API_KEY",
             http_status=status,
+        )
+    if status == 401 and oauth_problem:  # timestamp_refused, nonce_used...: OAuth's words, no secret to blame
+        hint = " — check this machine's clock" if "timestamp" in oauth_problem else ""
+        return PermanentFlickrError(
+            f"Flickr refused the request ({oauth_problem} on {method}){hint}", http_status=status
         )
     if status == 429:
         message = f"Flickr says too many requests (HTTP 429 on {method}); slowing down"

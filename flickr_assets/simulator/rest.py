@@ -38,7 +38,9 @@ GARBLED_XML: tuple[bytes, ...] = (
 )
 
 
-def answer(sim: "Simulator", query: str, body: bytes, headers: Message, http_method: str = "GET") -> Reply:
+def answer(
+    sim: "Simulator", query: str, body: bytes, headers: Message, http_method: str = "GET", path: str = REST_PATH
+) -> Reply:
     """The answer to one REST call (URL query plus form body), after key, signature, budget and fault checks."""
     args = dict(parse_qsl(query, keep_blank_values=True))
     if body and "form" in headers.get("Content-Type", "application/x-www-form-urlencoded"):
@@ -58,7 +60,9 @@ def answer(sim: "Simulator", query: str, body: bytes, headers: Message, http_met
         return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key has invalid format)"))
     if key not in sim.api_keys:
         return _api(fmt, responses.fail(fmt, 100, "Invalid API Key (Key not found)"))
-    base = _bad_signature(sim, http_method, query, body, headers, sim.api_keys[key])
+    # The signed URL is the one the client asked for: the Host it named and the path it used.
+    url = f"http://{headers.get('Host') or sim.base_url.removeprefix('http://')}{path}"
+    base = _bad_signature(url, http_method, query, body, headers, sim.api_keys[key])
     if base is not None:
         # Flickr checks an OAuth-signed call's signature against the key's secret (unsigned calls need only
         # the key) and answers a bad one in OAuth's words, outside the API's envelope.
@@ -122,9 +126,7 @@ def _api(fmt: Format, body: bytes) -> Reply:
     return Reply(200, body, fmt.content_type)
 
 
-def _bad_signature(
-    sim: "Simulator", http_method: str, query: str, body: bytes, headers: Message, secret: str
-) -> str | None:
+def _bad_signature(url: str, http_method: str, query: str, body: bytes, headers: Message, secret: str) -> str | None:
     """None when the call is unsigned or its OAuth 1.0a HMAC-SHA1 signature was made with ``secret``; else the
     signature base string, which Flickr echoes as ``debug_sbs`` (the key is in it)."""
     authorization = headers.get("Authorization", "")
@@ -135,10 +137,8 @@ def _bad_signature(
         params = oauth.collect_parameters(query, form, {"Authorization": authorization})
     except ValueError:  # a malformed header
         return f"{http_method}&"
-    base = oauth.signature_base_string(
-        http_method, oauth.base_string_uri(f"{sim.base_url}{REST_PATH}"), oauth.normalize_parameters(params)
-    )
-    request = Request(f"{sim.base_url}{REST_PATH}", http_method, form)
+    base = oauth.signature_base_string(http_method, oauth.base_string_uri(url), oauth.normalize_parameters(params))
+    request = Request(url, http_method, form)
     request.params, request.signature = params, _oauth_signature(authorization)
     fine = dict(params).get("oauth_signature_method") == "HMAC-SHA1" and request.signature is not None
     return None if fine and oauth.verify_hmac_sha1(request, client_secret=secret) else base

@@ -182,7 +182,7 @@ class _Handler(BaseHTTPRequestHandler):
         if length:
             body = self.rfile.read(length)
         if path in ("/services/rest", REST_PATH):
-            reply = rest.answer(sim, url.query, body, self.headers, self.command)
+            reply = rest.answer(sim, url.query, body, self.headers, self.command, url.path)
         elif path in sim._placeholders:
             sim.stats.static(path)
             reply = Reply(200, sim._placeholders[path], "image/png")

@@ -70,6 +70,9 @@ def test_a_wrong_secret_fails_in_one_call_naming_the_secret(sim):
     assert "check FLICKR_API_SECRET" in message and DEMO_API_KEY not in message and wrong not in message
     assert caught.value.http_status == 401 and client.stats.retries == 0
     assert sim.stats.snapshot()["signature_rejections"] == 1
+    # The signature covers the URL as the client wrote it (here without the final slash).
+    unslashed = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=sim.rest_url.rstrip("/"))
+    assert unslashed.search(text="colosseum").total == 60
     # Unsigned calls (the key alone, as Flickr allows for public methods) need no secret.
     answer = requests.get(sim.rest_url, params={"method": "flickr.test.echo", "api_key": DEMO_API_KEY})
     assert answer.status_code == 200 and b'stat="ok"' in answer.content
@@ -144,7 +147,7 @@ def test_retry_after_is_honoured_and_shared_through_the_budget(sim, tmp_path):
     assert client.stats.errors["http_429"] == 3
 
 
-def test_an_absurd_retry_after_is_capped_at_the_budget_hour(sim):
+def test_an_absurd_retry_after_is_capped(sim):
     sim.faults = Faults(rest_429=1.0, retry_after=10**9)
     sleeps = Sleeps()
     client = client_for(sim, max_attempts=2, sleep=sleeps)
@@ -247,3 +250,36 @@ def test_an_answer_trickling_in_ends_the_call_in_bounded_time():
         server.shutdown()
         server.server_close()
     assert time.monotonic() - started < 10 and client.stats.errors["bad_body"] == 2
+
+
+class _CutShortHandler(http.server.BaseHTTPRequestHandler):
+    """Promises 1,000 bytes, sends 8, closes: a connection lost in the middle of an answer."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "1000")
+        self.end_headers()
+        self.wfile.write(b'{"stat":')
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_answer_cut_short_is_a_lost_connection_and_retried():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutShortHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/services/rest/"
+    client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, max_attempts=3, sleep=Sleeps())
+    try:
+        with pytest.raises(TransientFlickrError, match=r"connection to Flickr lost during flickr\.photos\.search"):
+            client.search(text="colosseum")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert client.stats.retries == 2 and client.stats.errors["connection"] == 3
