@@ -52,6 +52,17 @@ class WindowCoverage:
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """Where a walk stands once every row before it has been handed out: the next page starts at ``cursor``
+    (an upload second), ``boundary`` holds the IDs already seen in that second. A walk built with it goes on
+    from there."""
+
+    cursor: int
+    boundary: tuple[int, ...]
+    latest_upload: int | None
+
+
+@dataclass(frozen=True)
 class HarvestProgress:
     """A progress report, at least every few calls."""
 
@@ -88,6 +99,8 @@ class Harvest:
     batch_size: int = 5000
     on_progress: Callable[[HarvestProgress], None] | None = None
     progress_every: int = 10
+    resume: Checkpoint | None = None  # go on from an earlier walk's checkpoint
+    checkpoint_every: int = 20  # calls between two checkpoints (0: none)
 
     calls: int = 0
     rows_received: int = 0
@@ -104,14 +117,20 @@ class Harvest:
         self._boundary: set[int] = set()  # IDs seen at the current boundary second (the only possible repeats)
         self._started = time.monotonic()
         self._last_progress_calls = 0
+        self._checkpoint_calls = 0
         self._cursor = self._ts(self.start)
+        if self.resume is not None:
+            self._cursor = max(self._cursor, self.resume.cursor)
+            self._boundary = set(self.resume.boundary)
+            self.latest_upload = self.resume.latest_upload
 
     @property
     def page_size(self) -> int:
         return self.query.page_size
 
-    def batches(self) -> Iterator[list[dict[str, Any]]]:
-        """Walk the range; yield lists of record rows (``storage.schemas.RECORDS``), new photos only."""
+    def batches(self) -> Iterator[list[dict[str, Any]] | Checkpoint]:
+        """Walk the range; yield lists of record rows (``storage.schemas.RECORDS``), new photos only, and
+        every ``checkpoint_every`` calls a :class:`Checkpoint` (after every row before it)."""
         end = self._ts(self.end)
         cursor = self._cursor
         while cursor <= end:
@@ -136,6 +155,10 @@ class Harvest:
                 self._boundary = self._ids_at(page.photos, last_second)
                 cursor = last_second
             yield from self._flush(final=False)
+            if self.checkpoint_every and self.calls - self._checkpoint_calls >= self.checkpoint_every:
+                self._checkpoint_calls = self.calls
+                yield from self._flush(final=True)
+                yield Checkpoint(cursor, tuple(sorted(self._boundary)), self.latest_upload)
         self._cursor = end
         self._report(force=True)
         yield from self._flush(final=True)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from flickr_assets.flickr.client import FlickrClient
-from flickr_assets.flickr.harvest import Harvest, HarvestProgress, WindowCoverage
+from flickr_assets.flickr.harvest import Checkpoint, Harvest, HarvestProgress, WindowCoverage
 from flickr_assets.flickr.query import SearchQuery
 from flickr_assets.storage.atomic import remove_stale_temp_files
 from flickr_assets.storage.layout import DataLayout
@@ -25,8 +25,11 @@ from flickr_assets.storage.records import (
     RecordsFileError,
     RecordsWriter,
     append_coverage,
+    drop_resume,
+    read_resume,
     read_state,
     records_file_damage,
+    write_resume,
     write_state,
 )
 from flickr_assets.wording import counted
@@ -138,11 +141,28 @@ def _harvest(
     end = min(query.max_upload, now) if query.max_upload else now
     before = replace(client.stats)  # counters so far: the result reports this run's share
 
-    harvest = Harvest(client, query, start=start, end=end, seen_at=now, on_progress=on_progress)
-    with RecordsWriter(layout, keyword) as writer:
-        for batch in harvest.batches():
-            writer.add(batch)
+    # A walk killed on the way (or failed) left a checkpoint: the same walk goes on from it, not from the start.
+    walk = {"fingerprint": fingerprint, "incremental": incremental, "start": start.isoformat()}
+    found = read_resume(layout, keyword)
+    resume, parts = None, []
+    if found and {name: found[0].get(name) for name in walk} == walk:
+        state_found, parts = found
+        resume = Checkpoint(int(state_found["cursor"]), tuple(state_found["boundary"]), state_found["latest_upload"])
+        log.info("%r: going on from the harvest checkpoint at upload second %s", keyword, resume.cursor)
+    else:
+        drop_resume(layout, keyword)
+
+    harvest = Harvest(client, query, start=start, end=end, seen_at=now, on_progress=on_progress, resume=resume)
+    with RecordsWriter(layout, keyword, parts=parts) as writer:
+        for item in harvest.batches():
+            if isinstance(item, Checkpoint):
+                parts = writer.checkpoint()
+                point = {"cursor": item.cursor, "boundary": item.boundary, "latest_upload": item.latest_upload}
+                write_resume(layout, keyword, {**walk, **point, "parts": len(parts)})
+            else:
+                writer.add(item)
         merged = writer.commit(replace=not incremental)
+    drop_resume(layout, keyword)
     append_coverage(layout, keyword, _coverage_rows(harvest.coverage, now))
     latest = datetime.fromtimestamp(harvest.latest_upload, UTC) if harvest.latest_upload is not None else None
     write_state(

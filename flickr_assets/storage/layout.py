@@ -72,6 +72,14 @@ class DataLayout:
     def harvest_state_file(self, keyword: str) -> Path:
         return self.records_dir(keyword) / "_state.json"
 
+    def harvest_resume_file(self, keyword: str) -> Path:
+        """Where an unfinished harvest says how far it got (and which part files hold its rows)."""
+        return self.records_dir(keyword) / "_resume.json"
+
+    def harvest_part_file(self, keyword: str, number: int) -> Path:
+        """The rows an unfinished harvest had gathered by its ``number``-th checkpoint."""
+        return self.records_dir(keyword) / f"_part-{number:04d}.parquet"
+
     def records_check_file(self, keyword: str) -> Path:
         """The outcome of the keyword's last records check (problems found, when)."""
         return self.records_dir(keyword) / "_check.json"

@@ -10,7 +10,7 @@ million-photo keyword merges in well under 1 GiB. A crash at any point leaves th
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flickr_assets.storage.atomic import TEMP_SUFFIX, atomic_path, write_text
+from flickr_assets.storage.atomic import TEMP_SUFFIX, atomic_path, make_durable, write_text
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.schemas import COVERAGE, RECORDS, SchemaMismatch, conform
 
@@ -61,20 +61,40 @@ class RecordsWriter:
     """Collects one harvest's rows for ``keyword`` and merges them into its ``photos.parquet``.
 
     Use as a context manager: leaving the block without :meth:`commit` (or with an exception) discards the
-    scratch file and leaves ``photos.parquet`` as it was.
+    scratch file and leaves ``photos.parquet`` as it was. Rows kept by :meth:`checkpoint` stay in part files
+    (``parts``), which a later writer is given back to go on.
     """
 
-    def __init__(self, layout: DataLayout, keyword: str, row_group_size: int = ROW_GROUP_SIZE) -> None:
+    def __init__(
+        self, layout: DataLayout, keyword: str, row_group_size: int = ROW_GROUP_SIZE, parts: Sequence[Path] = ()
+    ) -> None:
         self.layout = layout
         self.keyword = keyword
         self.final = layout.records_file(keyword)
         self.final.parent.mkdir(parents=True, exist_ok=True)
         self.row_group_size = row_group_size
+        self.parts = list(parts)
+        self._open_scratch()
+
+    def _open_scratch(self) -> None:
         fd, name = tempfile.mkstemp(prefix=".harvest.", suffix=TEMP_SUFFIX, dir=self.final.parent)
         os.close(fd)
         self.scratch = Path(name)
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self.scratch, RECORDS)
         self._pending: list[dict[str, Any]] = []
+
+    def checkpoint(self) -> list[Path]:
+        """Make the rows added so far durable in a new part file; return every part file."""
+        if self._pending:
+            self._write(self._pending)
+        assert self._writer is not None, "checkpoint after commit"
+        self._writer.close()
+        part = self.layout.harvest_part_file(self.keyword, len(self.parts) + 1)
+        os.replace(self.scratch, part)
+        make_durable(part.parent, [part])
+        self.parts.append(part)
+        self._open_scratch()
+        return list(self.parts)
 
     def __enter__(self) -> "RecordsWriter":
         return self
@@ -106,7 +126,8 @@ class RecordsWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        new_ids = _column(self.scratch, "photo_id")
+        harvested_files = [*self.parts, self.scratch]
+        new_ids = np.concatenate([_column(path, "photo_id") for path in harvested_files])
         keep = _last_occurrence(new_ids)
         harvested = np.sort(new_ids[keep])
         old_ids, old_first = _old_first_seen(old)
@@ -127,15 +148,19 @@ class RecordsWriter:
                         out.write_table(table, row_group_size=self.row_group_size)
                         written += table.num_rows
             offset = 0
-            for batch in pq.ParquetFile(self.scratch).iter_batches(READ_BATCH_SIZE, use_threads=False):
-                mask = keep[offset : offset + batch.num_rows]
-                offset += batch.num_rows
-                table = _conform(batch, self.scratch).filter(pa.array(mask))
-                table = _with_old_first_seen(table, old_ids, old_first)
-                if table.num_rows:
-                    out.write_table(table, row_group_size=self.row_group_size)
-                    written += table.num_rows
+            for path in harvested_files:
+                for batch in pq.ParquetFile(path).iter_batches(READ_BATCH_SIZE, use_threads=False):
+                    mask = keep[offset : offset + batch.num_rows]
+                    offset += batch.num_rows
+                    table = _conform(batch, path).filter(pa.array(mask))
+                    table = _with_old_first_seen(table, old_ids, old_first)
+                    if table.num_rows:
+                        out.write_table(table, row_group_size=self.row_group_size)
+                        written += table.num_rows
         self.discard()
+        for part in self.parts:  # merged into photos.parquet now
+            part.unlink(missing_ok=True)
+        self.parts = []
         return MergeResult(rows=written, new_rows=len(harvested) - updated, updated_rows=updated, dropped_rows=dropped)
 
     def discard(self) -> None:
@@ -177,6 +202,30 @@ def read_state(layout: DataLayout, keyword: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None  # a damaged state only costs a full harvest
     return state if isinstance(state, dict) and state.get("version") == STATE_VERSION else None
+
+
+def read_resume(layout: DataLayout, keyword: str) -> tuple[dict[str, Any], list[Path]] | None:
+    """An unfinished harvest's checkpoint and its part files, or None (none, unreadable, or a part missing)."""
+    try:
+        resume = json.loads(layout.harvest_resume_file(keyword).read_text(encoding="utf-8"))
+        parts = [layout.harvest_part_file(keyword, number) for number in range(1, int(resume["parts"]) + 1)]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(resume, dict) or resume.get("version") != STATE_VERSION or not all(p.exists() for p in parts):
+        return None
+    return resume, parts
+
+
+def write_resume(layout: DataLayout, keyword: str, resume: dict[str, Any]) -> None:
+    """Record how far a harvest got (after its part files are durable)."""
+    write_text(layout.harvest_resume_file(keyword), json.dumps({"version": STATE_VERSION, **resume}))
+
+
+def drop_resume(layout: DataLayout, keyword: str) -> None:
+    """Forget an unfinished harvest: its checkpoint first, then its part files."""
+    layout.harvest_resume_file(keyword).unlink(missing_ok=True)
+    for part in layout.records_dir(keyword).glob("_part-*.parquet"):
+        part.unlink(missing_ok=True)
 
 
 def write_state(layout: DataLayout, keyword: str, state: dict[str, Any]) -> None:

@@ -2,6 +2,10 @@
 faults, incremental runs, interrupted runs, progress."""
 
 import math
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.parquet as pq
@@ -220,3 +224,43 @@ def test_a_second_harvest_of_the_keyword_is_refused_and_leaves_the_first_ones_fi
         harvest_keyword(layout, make_client(sim, layout), SearchQuery(keyword="colosseum"))
     assert scratch.read_bytes() == b"rows so far"
     assert sim.stats.snapshot()["rest_calls"] == 0  # refused before any call
+
+
+KILLED_HARVEST = """
+import sys
+from flickr_assets.flickr.client import FlickrClient
+from flickr_assets.flickr.harvest_keyword import harvest_keyword
+from flickr_assets.flickr.query import SearchQuery
+from flickr_assets.simulator import DEMO_API_KEY, DEMO_API_SECRET
+from flickr_assets.storage.layout import DataLayout
+client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=sys.argv[2])
+harvest_keyword(DataLayout.at(sys.argv[1]), client, SearchQuery(keyword="mount fuji", has_geo=None))
+"""
+
+
+@pytest.mark.slow
+def test_a_harvest_killed_after_a_checkpoint_goes_on_from_it(sim, tmp_path):
+    layout = DataLayout.at(tmp_path / "data")
+    query = SearchQuery(keyword="mount fuji", has_geo=None)  # 12,000 photos: ~30 calls, a checkpoint every 20
+    sim.faults = Faults(slow=1.0, slow_seconds=0.3)  # slow enough to be killed on the way
+    process = subprocess.Popen([sys.executable, "-c", KILLED_HARVEST, str(layout.root), sim.rest_url])
+    try:
+        deadline = time.monotonic() + 120
+        while not layout.harvest_resume_file(query.keyword).exists():
+            assert time.monotonic() < deadline and process.poll() is None, "no checkpoint before the end"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert layout.harvest_part_file(query.keyword, 1).exists() and not layout.records_file(query.keyword).exists()
+    sim.faults = Faults()
+    sim.stats.reset()
+    result = harvest_keyword(layout, make_client(sim, layout), query)
+    ids = check_complete(sim, layout, query, result)
+    searches = sim.stats.snapshot()["rest_by_method"]["flickr.photos.search"]
+    clean = DataLayout.at(tmp_path / "clean")
+    whole = harvest_keyword(clean, make_client(sim, clean), query)
+    assert len(ids) == whole.rows and searches == result.calls <= whole.calls - 18  # the first 20 not asked again
+    assert not layout.harvest_resume_file(query.keyword).exists()
+    assert not list(layout.records_dir(query.keyword).glob("_part-*"))
