@@ -60,6 +60,8 @@ class Checkpoint:
     cursor: int
     boundary: tuple[int, ...]
     latest_upload: int | None
+    first_total: int | None = None
+    coverage: tuple[WindowCoverage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ class Harvest:
             self._cursor = max(self._cursor, self.resume.cursor)
             self._boundary = set(self.resume.boundary)
             self.latest_upload = self.resume.latest_upload
+            self.first_total = self.resume.first_total
+            self.coverage = list(self.resume.coverage)
 
     @property
     def page_size(self) -> int:
@@ -158,7 +162,8 @@ class Harvest:
             if self.checkpoint_every and self.calls - self._checkpoint_calls >= self.checkpoint_every:
                 self._checkpoint_calls = self.calls
                 yield from self._flush(final=True)
-                yield Checkpoint(cursor, tuple(sorted(self._boundary)), self.latest_upload)
+                boundary = tuple(sorted(self._boundary))
+                yield Checkpoint(cursor, boundary, self.latest_upload, self.first_total, tuple(self.coverage))
         self._cursor = end
         self._report(force=True)
         yield from self._flush(final=True)

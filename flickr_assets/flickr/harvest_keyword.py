@@ -12,8 +12,10 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import astuple, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from flickr_assets.flickr.client import FlickrClient
 from flickr_assets.flickr.harvest import Checkpoint, Harvest, HarvestProgress, WindowCoverage
@@ -143,21 +145,19 @@ def _harvest(
 
     # A walk killed on the way (or failed) left a checkpoint: the same walk goes on from it, not from the start.
     walk = {"fingerprint": fingerprint, "incremental": incremental, "start": start.isoformat()}
-    found = read_resume(layout, keyword)
-    resume, parts = None, []
-    if found and {name: found[0].get(name) for name in walk} == walk:
-        state_found, parts = found
-        resume = Checkpoint(int(state_found["cursor"]), tuple(state_found["boundary"]), state_found["latest_upload"])
-        log.info("%r: going on from the harvest checkpoint at upload second %s", keyword, resume.cursor)
-    else:
-        drop_resume(layout, keyword)
-
+    resume, parts = _resume_point(layout, keyword, walk)
     harvest = Harvest(client, query, start=start, end=end, seen_at=now, on_progress=on_progress, resume=resume)
     with RecordsWriter(layout, keyword, parts=parts) as writer:
         for item in harvest.batches():
             if isinstance(item, Checkpoint):
                 parts = writer.checkpoint()
-                point = {"cursor": item.cursor, "boundary": item.boundary, "latest_upload": item.latest_upload}
+                point = {
+                    "cursor": item.cursor,
+                    "boundary": item.boundary,
+                    "latest_upload": item.latest_upload,
+                    "first_total": item.first_total,
+                    "coverage": [astuple(window) for window in item.coverage],
+                }
                 write_resume(layout, keyword, {**walk, **point, "parts": len(parts)})
             else:
                 writer.add(item)
@@ -200,6 +200,29 @@ def _harvest(
         budget_wait=client.stats.budget_wait_seconds - before.budget_wait_seconds,
         backoff=client.stats.backoff_seconds - before.backoff_seconds,
     )
+
+
+def _resume_point(layout: DataLayout, keyword: str, walk: dict[str, Any]) -> tuple[Checkpoint | None, list[Path]]:
+    """The checkpoint of an unfinished harvest of the same ``walk`` and its part files; any other unfinished
+    harvest (another query, mode or start) is forgotten."""
+    found = read_resume(layout, keyword)
+    if found and {name: found[0].get(name) for name in walk} == walk:
+        point, parts = found
+        try:
+            resume = Checkpoint(
+                int(point["cursor"]),
+                tuple(int(i) for i in point["boundary"]),
+                point["latest_upload"],
+                point["first_total"],
+                tuple(WindowCoverage(*window) for window in point["coverage"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            resume = None
+        if resume is not None:
+            log.info("%r: going on from the harvest checkpoint at upload second %s", keyword, resume.cursor)
+            return resume, parts
+    drop_resume(layout, keyword)
+    return None, []
 
 
 def _coverage_rows(windows: list[WindowCoverage], harvest_started: datetime) -> list[dict[str, object]]:

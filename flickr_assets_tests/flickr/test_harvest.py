@@ -264,3 +264,24 @@ def test_a_harvest_killed_after_a_checkpoint_goes_on_from_it(sim, tmp_path):
     assert len(ids) == whole.rows and searches == result.calls <= whole.calls - 18  # the first 20 not asked again
     assert not layout.harvest_resume_file(query.keyword).exists()
     assert not list(layout.records_dir(query.keyword).glob("_part-*"))
+    coverage = pq.read_table(layout.coverage_file(query.keyword)).to_pylist()  # the killed run's windows too
+    assert sum(window["new_rows"] for window in coverage) == len(ids)
+    assert sum(window["calls"] for window in coverage) >= result.calls + 20
+
+
+def test_a_checkpoint_of_another_walk_is_forgotten(sim, tmp_path):
+    layout = DataLayout.at(tmp_path)
+    query = SearchQuery(keyword="mount fuji", has_geo=None)
+
+    def stop(progress):
+        if progress.calls >= 25:
+            raise Interrupt  # after the checkpoint at 20 calls
+
+    with pytest.raises(Interrupt):
+        harvest_keyword(layout, make_client(sim, layout), query, on_progress=stop)
+    assert layout.harvest_part_file(query.keyword, 1).exists()
+    # Geotagged only now: another query, so the rows gathered for the old one must not be merged in.
+    geo = SearchQuery(keyword="mount fuji", has_geo=True)
+    result = harvest_keyword(layout, make_client(sim, layout), geo)
+    check_complete(sim, layout, geo, result)
+    assert not list(layout.records_dir(query.keyword).glob("_part-*"))
