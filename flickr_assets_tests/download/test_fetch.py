@@ -13,6 +13,7 @@ import pytest
 from flickr_assets.download.fetch import THROTTLED_PAUSE, Fetcher
 from flickr_assets.download.limits import HostLimiter
 from flickr_assets.simulator import Faults
+from flickr_assets_tests.stub_http import serving, trickle
 
 BODY = b"\xff\xd8\xff\xe0" + b"x" * 5000 + b"\xff\xd9"
 
@@ -41,21 +42,11 @@ class _ClosingHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
-    """A local HTTP server on 127.0.0.1 answering with ``handler``; yields its base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def closing_server() -> Iterator[str]:
     _ClosingHandler.connections = 0
-    yield from _serve(_ClosingHandler)
+    with serving(_ClosingHandler) as base:
+        yield base
 
 
 def test_a_kept_connection_closed_by_the_server_costs_no_attempt(closing_server):
@@ -95,7 +86,8 @@ class _RedirectHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def redirect_server() -> Iterator[str]:
-    yield from _serve(_RedirectHandler)
+    with serving(_RedirectHandler) as base:
+        yield base
 
 
 def test_bad_redirects_are_refused_with_every_request_and_byte_counted(redirect_server):
@@ -139,13 +131,7 @@ class _HostileHandler(http.server.BaseHTTPRequestHandler):
         type(self).encodings.append(self.headers.get("Accept-Encoding"))
         if self.path == "/trickle.jpg":  # one byte a second: no single wait reaches the timeout
             self._head(len(BODY))
-            try:
-                for byte in BODY:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    time.sleep(0.4)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
-                self.close_connection = True
+            trickle(self, BODY, 0.4)
         elif self.path == "/gzip.jpg":  # 1 MiB of zeros, compressed, and sent compressed although not asked to
             packed = gzip.compress(b"\0" * (1 << 20))
             self._head(len(packed), {"Content-Encoding": "gzip"})
@@ -168,7 +154,7 @@ class _HostileHandler(http.server.BaseHTTPRequestHandler):
 
 def test_a_trickling_an_encoded_or_an_oversized_body_or_an_odd_url_ends_the_attempt():
     _HostileHandler.encodings = []
-    for base in _serve(_HostileHandler):
+    with serving(_HostileHandler) as base:
         fetcher = Fetcher(
             HostLimiter(4, 2, 0.0), timeout=1.0, user_agent="test", retry_after_max=10, max_bytes=2 * len(BODY)
         )

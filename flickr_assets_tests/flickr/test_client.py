@@ -5,7 +5,6 @@ import json
 import logging
 import random
 import socket
-import threading
 import time
 
 import pytest
@@ -15,6 +14,7 @@ from flickr_assets.flickr.client import RETRY_AFTER_MAX_S, FlickrClient
 from flickr_assets.flickr.errors import PermanentFlickrError, TransientFlickrError
 from flickr_assets.flickr.ratelimit import ApiBudget
 from flickr_assets.simulator import DEMO_API_KEY, DEMO_API_SECRET, Budget, Faults, Simulator
+from flickr_assets_tests.stub_http import serving, trickle
 
 
 class Sleeps:
@@ -225,30 +225,19 @@ class _TricklingHandler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        try:
-            for byte in body:
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.3)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
-            self.close_connection = True
+        trickle(self, body, 0.3)
 
     def log_message(self, *args: object) -> None:
         pass
 
 
 def test_an_answer_trickling_in_ends_the_call_in_bounded_time():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TricklingHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/services/rest/"
-    client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, timeout=1.0, max_attempts=2, sleep=Sleeps())
     started = time.monotonic()
-    try:
+    with serving(_TricklingHandler) as base:
+        url = f"{base}/services/rest/"
+        client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, timeout=1.0, max_attempts=2, sleep=Sleeps())
         with pytest.raises(TransientFlickrError, match=r"answer to flickr\.photos\.search was refused: body too slow"):
             client.search(text="colosseum")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert time.monotonic() - started < 10 and client.stats.errors["bad_body"] == 2
 
 
@@ -272,14 +261,10 @@ class _CutShortHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_an_answer_cut_short_is_a_lost_connection_and_retried():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutShortHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/services/rest/"
-    client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, max_attempts=3, sleep=Sleeps())
-    try:
+    with serving(_CutShortHandler) as base:
+        client = FlickrClient(
+            DEMO_API_KEY, DEMO_API_SECRET, rest_url=f"{base}/services/rest/", max_attempts=3, sleep=Sleeps()
+        )
         with pytest.raises(TransientFlickrError, match=r"connection to Flickr lost during flickr\.photos\.search"):
             client.search(text="colosseum")
-    finally:
-        server.shutdown()
-        server.server_close()
     assert client.stats.retries == 2 and client.stats.errors["connection"] == 3
