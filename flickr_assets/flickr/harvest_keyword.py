@@ -150,15 +150,8 @@ def _harvest(
     with RecordsWriter(layout, keyword, parts=parts) as writer:
         for item in harvest.batches():
             if isinstance(item, Checkpoint):
-                parts = writer.checkpoint()
-                point = {
-                    "cursor": item.cursor,
-                    "boundary": item.boundary,
-                    "latest_upload": item.latest_upload,
-                    "first_total": item.first_total,
-                    "coverage": [astuple(window) for window in item.coverage],
-                }
-                write_resume(layout, keyword, {**walk, **point, "parts": len(parts)})
+                parts = writer.checkpoint()  # the rows first, then the checkpoint that counts on them
+                write_resume(layout, keyword, {**walk, **_as_json(item), "parts": len(parts)})
             else:
                 writer.add(item)
         merged = writer.commit(replace=not incremental)
@@ -200,6 +193,16 @@ def _harvest(
         budget_wait=client.stats.budget_wait_seconds - before.budget_wait_seconds,
         backoff=client.stats.backoff_seconds - before.backoff_seconds,
     )
+
+
+def _as_json(checkpoint: Checkpoint) -> dict[str, Any]:
+    return {
+        "cursor": checkpoint.cursor,
+        "boundary": checkpoint.boundary,
+        "latest_upload": checkpoint.latest_upload,
+        "first_total": checkpoint.first_total,
+        "coverage": [astuple(window) for window in checkpoint.coverage],
+    }
 
 
 def _resume_point(layout: DataLayout, keyword: str, walk: dict[str, Any]) -> tuple[Checkpoint | None, list[Path]]:
