@@ -18,6 +18,10 @@ class BodyError(Exception):
     """The body came too slowly or was too large; the message says which, in a few words."""
 
 
+class BodyTooLarge(BodyError):
+    """The body grew past its cap (the same again on the next try)."""
+
+
 def read_body(response: urllib3.BaseHTTPResponse, grace: float, max_bytes: int, decode: bool = False) -> bytes:
     """The body of ``response`` (made with ``preload_content=False``), decoded (gzip...) if ``decode``. Raises
     :class:`BodyError` when it grows past ``max_bytes``, or when after ``grace`` seconds the bytes came slower
@@ -29,7 +33,7 @@ def read_body(response: urllib3.BaseHTTPResponse, grace: float, max_bytes: int, 
         while chunk := response.read1(CHUNK, decode_content=decode):
             size += len(chunk)
             if size > max_bytes:
-                raise BodyError(f"body larger than {max_bytes:,} bytes")
+                raise BodyTooLarge(f"body larger than {max_bytes:,} bytes")
             chunks.append(chunk)
             elapsed = time.monotonic() - started
             if elapsed > grace and size < MIN_BYTES_PER_S * (elapsed - grace):

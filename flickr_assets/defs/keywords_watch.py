@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 import dagster as dg
 import requests
@@ -81,9 +81,14 @@ def graphql_client(url: str, timeout: int) -> "DagsterGraphQLClient":
         port_number=parts.port,
         use_https=parts.scheme == "https",
         timeout=timeout,
-        auth=HTTPBasicAuth(unquote(parts.username), unquote(parts.password or "")) if parts.username else None,
+        auth=_auth(parts),
         path_prefix=parts.path.rstrip("/"),
     )
+
+
+def _auth(parts: SplitResult) -> HTTPBasicAuth | None:
+    """The user and password of a webserver URL (``http://user:password@host``), if it has them."""
+    return HTTPBasicAuth(unquote(parts.username), unquote(parts.password or "")) if parts.username else None
 
 
 def describe_change(loaded: list[str], in_file: list[str], listed: int = 5) -> str:
@@ -119,10 +124,9 @@ def webserver_answers(url: str) -> str | None:
 def webserver_partitions(url: str) -> list[str] | None:
     """The keyword partitions the webserver at ``url`` shows, or None when it cannot say."""
     parts = urlsplit(url)
-    auth = HTTPBasicAuth(unquote(parts.username), unquote(parts.password or "")) if parts.username else None
     endpoint = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])).rstrip("/") + "/graphql"
     try:
-        response = requests.post(endpoint, json={"query": PARTITIONS_QUERY}, auth=auth, timeout=PING_TIMEOUT_S)
+        response = requests.post(endpoint, json={"query": PARTITIONS_QUERY}, auth=_auth(parts), timeout=PING_TIMEOUT_S)
         response.raise_for_status()
         return [str(key) for key in response.json()["data"]["assetNodes"][0]["partitionKeys"]]
     except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):

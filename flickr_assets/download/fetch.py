@@ -20,7 +20,7 @@ from flickr_assets.download.classify import (
     is_text_body,
 )
 from flickr_assets.download.limits import HostLimiter
-from flickr_assets.http_read import BodyError, read_body
+from flickr_assets.http_read import BodyError, BodyTooLarge, read_body
 from flickr_assets.imaging.decode import sniff_format
 from flickr_assets.retry_after import retry_after_seconds
 
@@ -95,8 +95,7 @@ class Fetcher:
                     )
                     body = read_body(response, self._timeout, self._max_bytes)
                 except BodyError as error:
-                    too_large = str(error).startswith("body larger")  # the same again next time
-                    answer = Answer("refused" if too_large else "retry", url, str(error))
+                    answer = Answer("refused" if isinstance(error, BodyTooLarge) else "retry", url, str(error))
                     break
                 except urllib3.exceptions.TimeoutError:
                     answer = Answer("retry", url, "timeout")
