@@ -90,6 +90,16 @@ class GroundTruth:
                 fill += count
         return calls + 1
 
+    def busiest_upload_seconds(self, count: int, **criteria: Any) -> list[tuple[int, int]]:
+        """The ``count`` upload seconds holding the most photos matching ``criteria`` (``search_ids``'s
+        arguments), busiest first, as (unix second, photos)."""
+        universe = self._universe()
+        seconds, photos = np.unique(
+            universe.cols.upload[match(universe, criteria_from_python(**criteria))], return_counts=True
+        )
+        busiest = np.argsort(-photos, kind="stable")[:count]
+        return [(int(seconds[i]), int(photos[i])) for i in busiest]
+
     def keywords(self) -> dict[str, int]:
         """Universe keyword -> number of photos matching it now."""
         universe = self._universe()
