@@ -40,6 +40,9 @@ FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
 RETRY_AFTER_MAX_S = 120.0
 #: The largest answer read (a page of 500 photos with every extra is about 1 MB).
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
+#: Attempts at a connection refused before any answer (a server restarting gets a few seconds), after which the
+#: failure is permanent: Flickr never refuses connections, so nothing listens where FLICKR_API_URL points.
+REFUSED_ATTEMPTS = 3
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +172,7 @@ class FlickrClient:
         self._rng = rng or random.Random()
         self.stats = ClientStats()
         self._last = threading.local()
+        self._answered = False  # any HTTP answer at all from rest_url (a refusal before one is a wrong URL)
 
         self._api = _FlickrAPI(self._key, self._secret, format="parsed-json", store_token=False)
         self._api.REST_URL = rest_url
@@ -215,6 +219,9 @@ class FlickrClient:
                 raise
             except TransientFlickrError as error:
                 self.stats.errors[error.kind] += 1
+                wrong_url = error.kind == "refused" and not self._answered
+                if wrong_url and attempt >= min(REFUSED_ATTEMPTS, self.max_attempts):
+                    raise PermanentFlickrError(str(error)) from None  # the asset's retries would only add minutes
                 if attempt >= self.max_attempts:
                     raise TransientFlickrError(
                         f"{error} (gave up after {attempt} attempts)",
@@ -265,7 +272,7 @@ class FlickrClient:
                 raise TransientFlickrError(
                     f"cannot connect to Flickr at {self.rest_url} ({_connect_reason(error)}) — "
                     "check FLICKR_API_URL and the network",
-                    kind="connection",
+                    kind="refused" if _refused(error) else "connection",
                 ) from None
             raise TransientFlickrError(
                 f"connection to Flickr lost during {method} ({type(error).__name__})", kind="connection"
@@ -283,6 +290,7 @@ class FlickrClient:
         return answer
 
     def _record_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._answered = True
         self._last.status = response.status_code
         self._last.retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         # OAuth's refusals ("oauth_problem=signature_invalid&debug_sbs=…"): keep only the problem's name (the
@@ -301,6 +309,13 @@ def _never_connected(error: Exception) -> bool:
     """True when no connection was made at all (refused, unknown host), not one lost midway."""
     reason = getattr(error.args[0], "reason", None) if error.args else None
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
+
+
+def _refused(error: Exception) -> bool:
+    """True when the host answered that nothing listens on the port (ECONNREFUSED)."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    cause = getattr(reason, "__cause__", None) or getattr(reason, "__context__", None)
+    return isinstance(cause, ConnectionRefusedError)
 
 
 def _connect_reason(error: Exception) -> str:

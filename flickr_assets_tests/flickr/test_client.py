@@ -111,18 +111,33 @@ def test_transient_failures_are_retried_then_reported(sim, faults, kind):
     assert sim.stats.snapshot()["rest_calls"] == 3
 
 
-def test_a_dead_endpoint_names_the_url_and_the_setting(sim):
+def _closed_port() -> int:
     with socket.socket() as closed:  # a port on 127.0.0.1 that nothing listens on
         closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/services/rest/"
-    client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, max_attempts=2, sleep=Sleeps())
-    with pytest.raises(TransientFlickrError) as caught:
+        return closed.getsockname()[1]
+
+
+def test_a_dead_endpoint_fails_at_once_naming_the_url_and_the_setting():
+    url = f"http://127.0.0.1:{_closed_port()}/services/rest/"
+    sleeps = Sleeps()
+    client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, sleep=sleeps)
+    with pytest.raises(PermanentFlickrError) as caught:  # not 6 attempts, then the asset's retries: minutes
         client.search(text="colosseum")
     message = str(caught.value)
     assert message.startswith(f"cannot connect to Flickr at {url} (connection refused) — check FLICKR_API_URL")
     assert "\n" not in message and DEMO_API_KEY not in message
-    assert client.stats.errors["connection"] == 2
+    assert client.stats.errors["refused"] == 3 and len(sleeps.delays) == 2
+
+
+def test_a_server_gone_mid_harvest_is_retried(simulator_cache):
+    """A refusal after answers is a server restarting or going away for a while, not a wrong URL."""
+    with Simulator(seed=7, cache_dir=simulator_cache) as sim:
+        client = client_for(sim, max_attempts=4, sleep=Sleeps())
+        assert client.search(text="colosseum").total > 0
+    with pytest.raises(TransientFlickrError, match=r"connection refused.*gave up after 4 attempts"):
+        client.search(text="colosseum")
+    # The first attempt may meet the pooled connection closed instead (lost, not refused).
+    assert sum(client.stats.errors.values()) == 4 and client.stats.errors["refused"] >= 3, client.stats.errors
 
 
 def test_timeouts_are_retried(sim):
