@@ -102,6 +102,12 @@ def secret(seed: int, photo_id: int, which: str = "s") -> str:
     return hashlib.blake2b(f"{seed}:{photo_id}:{which}".encode(), digest_size=5).hexdigest()
 
 
+def photo_secret(universe: Universe, photo_id: int, which: str = "s") -> str:
+    """The photo's current secret in ``universe``: :func:`secret`, or a new one for each time it was rotated."""
+    epoch = universe.secret_epochs.get(photo_id, 0)
+    return secret(universe.seed, photo_id, f"{which}{epoch}" if epoch else which)
+
+
 def server(photo_id: int, upload: int) -> str:
     """Server ID: "65535" for modern uploads, small numbers for old ones."""
     return "65535" if upload >= 1_483_228_800 else str(1 + photo_id * 7_919 % 8_999)

@@ -10,7 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from .photos import PhotoText, datetaken, original_shown, owner_name, owner_nsid, path_alias, secret, server, sizes
+from .photos import (
+    PhotoText,
+    datetaken,
+    original_shown,
+    owner_name,
+    owner_nsid,
+    path_alias,
+    photo_secret,
+    server,
+    sizes,
+)
 from .search import SearchResult
 from .universe import Universe
 from .zoo import original_format
@@ -119,7 +129,7 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
     owner = int(cols.owner[row])
     srv = server(photo_id, upload)
     text = PhotoText(universe, row)
-    sec = secret(universe.seed, photo_id)
+    sec = photo_secret(universe, photo_id)
     a: list[tuple[str, object]] = [
         ("id", str(photo_id)),
         ("owner", owner_nsid(owner)),
@@ -148,7 +158,7 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
     if "machine_tags" in extras:
         a.append(("machine_tags", text.machine_tags))
     if "original_format" in extras and original_shown(universe, row):
-        a += [("originalsecret", secret(universe.seed, photo_id, "o")), ("originalformat", original_format(cols, row))]
+        a += [("originalsecret", photo_secret(universe, photo_id, "o")), ("originalformat", original_format(cols, row))]
     if "geo" in extras:
         accuracy = int(cols.accuracy[row])
         if accuracy:
@@ -175,7 +185,7 @@ def photo_element(universe: Universe, row: int, extras: set[str], base_url: str)
         a += [("media", "photo"), ("media_status", "ready")]
     wanted = {e[4:] for e in extras if e.startswith("url_")}
     if wanted:
-        osec = secret(universe.seed, photo_id, "o")
+        osec = photo_secret(universe, photo_id, "o")
         for size in sizes(universe, row, wanted):
             if size.name == "o":
                 url = f"{base_url}/{srv}/{photo_id}_{osec}_o.{original_format(cols, row)}"

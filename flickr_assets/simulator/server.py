@@ -119,6 +119,11 @@ class Simulator:
         """Make a photo unavailable: its images answer the placeholder redirect from now on."""
         self.universe.delete(int(photo_id))
 
+    def rotate_secret(self, photo_id: int) -> None:
+        """Give a photo new secrets, as Flickr does when its owner replaces it: old image URLs answer the
+        placeholder, searches show the new secret (and Original secret)."""
+        self.universe.rotate_secret(int(photo_id))
+
     def draw_fault(self, kinds: tuple[str, ...]) -> str | None:
         """The fault of one request that may suffer ``kinds`` (None: answer normally), after the delay of a
         slow answer when one is drawn too."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from .faults import STATIC_KINDS
 from .images import RenderKey
-from .photos import secret, server, sizes
+from .photos import photo_secret, server, sizes
 from .reply import DROP, NOT_FOUND, Reply
 from .responses import HTML_5XX, HTML_429
 from .spec import SUFFIX_TO_SIZE
@@ -41,7 +41,7 @@ def answer(sim: "Simulator", match: re.Match[str]) -> Reply:
     cols = universe.cols
     suffix = suffix or ""
     original = suffix == "o"
-    expected = secret(universe.seed, photo_id, "o" if original else "s")
+    expected = photo_secret(universe, photo_id, "o" if original else "s")
     photo_sizes = {s.suffix: s for s in sizes(universe, row)}
     size = photo_sizes.get(suffix)
     good = (

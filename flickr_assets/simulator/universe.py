@@ -37,6 +37,7 @@ class Universe:
         self._base_ids = columns.ids
         self._base_zoo = columns.zoo
         self._lock = threading.Lock()
+        self.secret_epochs: dict[int, int] = {}  # photo ID -> times its owner has had its secrets changed
         self._set(columns)
 
     def _set(self, columns: Columns) -> None:
@@ -91,6 +92,13 @@ class Universe:
         if row is None:
             raise KeyError(f"no photo {photo_id} in the simulated universe")
         self.cols.deleted[row] = True
+
+    def rotate_secret(self, photo_id: int) -> None:
+        """Give a photo new secrets (as Flickr does when its owner replaces it or changes who may see it): its
+        old image URLs answer the placeholder from now on, and searches show the new secrets."""
+        if self.row_of(photo_id) is None:
+            raise KeyError(f"no photo {photo_id} in the simulated universe")
+        self.secret_epochs[photo_id] = self.secret_epochs.get(photo_id, 0) + 1
 
     def upload(self, keyword: str, count: int, when: int) -> list[int]:
         """Add ``count`` new photos matching ``keyword`` uploaded at ``when``; return their IDs."""

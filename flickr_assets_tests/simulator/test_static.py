@@ -169,3 +169,17 @@ def test_the_test_pattern_zoo_serves_what_the_truth_expects(sim: Simulator) -> N
         "large_gone": "ok",
         "png_original": "ok",
     }
+
+
+def test_a_rotated_secret_retires_the_old_urls(private_sim: Simulator) -> None:
+    sim = private_sim  # changes a photo's secrets: not on the shared simulator
+    photo = next(p for p in _photos(sim, "stonehenge") if "url_l" in p and "url_o" in p)
+    sim.rotate_secret(int(photo["id"]))
+    again = next(p for p in _photos(sim, "stonehenge") if p["id"] == photo["id"])
+    assert again["secret"] != photo["secret"] and again["originalsecret"] != photo["originalsecret"]
+    assert again["server"] == photo["server"] and again["owner"] == photo["owner"]
+    for name, placeholder in (("l", "photo_unavailable_l.png"), ("o", "photo_unavailable.png")):
+        old = requests.get(photo[f"url_{name}"], allow_redirects=False)
+        assert old.status_code == 302 and old.headers["Location"].endswith(placeholder)
+        new = requests.get(again[f"url_{name}"], allow_redirects=False)
+        assert new.status_code == 200 and new.headers["Content-Type"] == "image/jpeg"
