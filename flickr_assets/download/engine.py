@@ -73,7 +73,7 @@ def download_keyword(
         del merged, current
         total = len(plan.tasks)
         log.info("%s: %d records, %d to handle, %d already done", keyword, plan.records, total, plan.skipped)
-        elsewhere = stored_elsewhere(layout, keyword, set(plan.tasks))
+        elsewhere = stored_elsewhere(layout, keyword, {i: task.file_name for i, task in plan.tasks.items()})
         run = _Run(layout, keyword, options, total, started, elsewhere, on_progress, should_stop)
         try:
             with ManifestJournal(journal_file(layout, keyword)) as journal:

@@ -1,7 +1,7 @@
 """Photos already stored for another keyword: found in the other keywords' manifests, hard-linked."""
 
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,14 +32,19 @@ COPIED_COLUMNS = (
 )
 
 
-def stored_elsewhere(layout: DataLayout, keyword: str, photo_ids: set[int]) -> dict[int, dict]:
-    """``ok`` rows of other keywords' merged manifests for ``photo_ids`` (the first keyword found wins)."""
+def stored_elsewhere(layout: DataLayout, keyword: str, file_names: dict[int, str]) -> dict[int, dict]:
+    """``ok`` rows of other keywords' merged manifests for the photos of ``file_names`` (photo ID -> the file
+    name its record gives now; the first keyword found wins).
+
+    Only a file of that very name is taken: the name holds the photo's secret and server, which Flickr changes
+    when the owner replaces the photo or changes who may see it, so a file stored under an older name may show
+    another picture and embeds an outdated record."""
     found: dict[int, dict] = {}
     own = layout.manifest_dir(keyword).name
     root = layout.manifests_root
-    if not photo_ids or not root.exists():
+    if not file_names or not root.exists():
         return found
-    wanted = pa.array(sorted(photo_ids), type=pa.int64())
+    wanted = pa.array(sorted(file_names), type=pa.int64())
     for folder in sorted(root.iterdir()):
         manifest = folder / layout.manifest_file(keyword).name
         if folder.name == own or not folder.name.startswith("keyword=") or not manifest.exists():
@@ -51,7 +56,7 @@ def stored_elsewhere(layout: DataLayout, keyword: str, photo_ids: set[int]) -> d
             continue
         mask = pc.and_(pc.equal(table["status"], "ok"), pc.is_in(table["photo_id"], value_set=wanted))
         for row in table.filter(mask).to_pylist():
-            if row["path"] and row["sha256"]:
+            if row["path"] and row["sha256"] and PurePosixPath(row["path"]).name == file_names[row["photo_id"]]:
                 row["linked_from"] = folder.name
                 found.setdefault(row["photo_id"], row)
     return found
