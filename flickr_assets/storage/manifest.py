@@ -9,7 +9,8 @@ journal, the latest row per photo winning.
 
 The manifest holds one row per record. A photo that leaves the keyword's records (a full refresh after its
 query changed, a photo deleted on Flickr) keeps its row in ``_retired.parquet`` and its file on disk: if it
-comes back, it is not fetched again.
+comes back, it is not fetched again. A photo stored again under a new name (Flickr changed its secret or
+server, so its record names another file) has its old file removed once the manifest names the new one.
 """
 
 import datetime as dt
@@ -157,8 +158,24 @@ def merge_journal(layout: DataLayout, keyword: str, record_ids: Collection[int])
         _write_rows_file(retired_file, retired)
     elif moved and not retired:
         retired_file.unlink(missing_ok=True)
+    _remove_superseded_files(layout, merged, rows)
     journal_file(layout, keyword).unlink(missing_ok=True)
     return table
+
+
+def _remove_superseded_files(layout: DataLayout, before: dict[int, dict], now: dict[int, dict]) -> None:
+    """Delete the files of ``ok`` rows that an ``ok`` row at another path replaced (the photo fetched again
+    under the new name its record gives after Flickr changed its secret or server), once no row names them:
+    no table refers to them any more, and they would count against their folder's limit."""
+    named = {row["path"] for row in now.values() if row.get("path")}
+    for photo_id, row in now.items():
+        old = before.get(photo_id)
+        if not old or old["status"] != "ok" or row["status"] != "ok" or not old.get("path") or old["path"] in named:
+            continue
+        try:
+            layout.resolve_relative(old["path"]).unlink(missing_ok=True)
+        except (ValueError, OSError) as error:  # outside the data folder, or not removable: left where it is
+            log.warning("photo %s: could not remove %s, replaced by %s (%s)", photo_id, old["path"], row["path"], error)
 
 
 class ManifestJournal:

@@ -36,11 +36,12 @@ def layout(private_sim: Simulator, tmp_path: Path, dagster_home: Path, monkeypat
     return DataLayout.at(tmp_path / "data")
 
 
-def _night(keyword: str) -> None:
+def _night(keyword: str, full_refresh: bool = False) -> None:
     result = dg.materialize(
         ASSETS,
         selection=KEYWORD_RUN,
         partition_key=keyword,
+        run_config={"ops": {"photo_records": {"config": {"full_refresh": full_refresh}}}},
         resources={**resources_from_env(), "query_defaults": query_defaults_from_env()},
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -77,3 +78,18 @@ def test_a_photo_whose_secret_rotated_is_not_linked_from_its_old_file(private_si
     # The file under the new name is the photo as it is now, not the other keyword's copy of the old one.
     assert not (row["reason"] or "").startswith("linked from"), row["reason"]
     assert f"_{record['secret']}_" in row["url"] and _embedded_secret(layout, row["path"]) == record["secret"]
+
+
+def test_a_photo_fetched_again_under_its_new_secret_leaves_no_file_behind(private_sim, layout):
+    _night("colosseum")
+    before = _rows(layout.manifest_file("colosseum"))
+    photo_id = min(i for i, row in before.items() if row["status"] == "ok")
+    private_sim.rotate_secret(photo_id)
+
+    _night("colosseum", full_refresh=True)  # finds the photo again, with its new secret: fetched anew
+    after = _rows(layout.manifest_file("colosseum"))
+    assert after[photo_id]["status"] == "ok" and after[photo_id]["path"] != before[photo_id]["path"]
+    files = sorted(layout.relative(p) for p in layout.images_dir("colosseum").rglob("*.jpg"))
+    assert [f for f in files if Path(f).name.startswith(f"{photo_id}_")] == [after[photo_id]["path"]]
+    # One file per ok row, as the folder limit counts them (the old one would be an orphan no table names).
+    assert files == sorted(row["path"] for row in after.values() if row["status"] == "ok")
