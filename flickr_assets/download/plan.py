@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -155,15 +156,25 @@ class ImagePaths:
         return int(folder)
 
 
-def needs_work(row: dict | None, task_path: Path, paths: ImagePaths, options: DownloadOptions) -> bool:
-    """Whether a photo with manifest row ``row`` must be handled again by this run."""
+def names_other_image(row: dict, record: dict) -> bool:
+    """Whether ``record`` now names image URLs, none of them the one ``row``'s outcome was decided on: Flickr
+    changed the photo's secret or server, so that URL answers the placeholder while the new ones may not.
+    URLs are compared without their host, which Flickr (and a restarted simulator) may change alone."""
+    urls = {urlsplit(url).path for url in (record.get("url_l"), record.get("url_o")) if url}
+    return bool(urls and row.get("url")) and urlsplit(row["url"]).path not in urls
+
+
+def needs_work(
+    row: dict | None, task_path: Path, paths: ImagePaths, options: DownloadOptions, record: dict | None = None
+) -> bool:
+    """Whether a photo with manifest row ``row`` (and ``record``, when given) must be handled again by this run."""
     if row is None:
         return True
     status = row["status"]
     if status == "ok":
         return row.get("path") != paths.relative(task_path) or not task_path.exists()
     if status in FINAL_STATUSES:
-        return False
+        return record is not None and names_other_image(row, record)
     return options.retry_failed
 
 
@@ -207,7 +218,8 @@ def plan_run(
                 continue
             seen.add(photo_id)
             base = merged.get(photo_id)
-            if base is not None and base["status"] in FINAL_STATUSES and base["status"] != "ok":
+            final = base is not None and base["status"] in FINAL_STATUSES and base["status"] != "ok"
+            if final and not names_other_image(base, record):
                 skipped += 1
                 continue
             chosen = choose_source(record)
@@ -223,7 +235,7 @@ def plan_run(
                 counts[last] += 1
             name = image_file_name(record)
             task_path = paths.file(shard, name)
-            if not needs_work(current.get(photo_id), task_path, paths, options):
+            if not needs_work(current.get(photo_id), task_path, paths, options, record):
                 skipped += 1
                 continue
             tasks[photo_id] = Task(photo_id, chosen, shard, name)

@@ -36,12 +36,12 @@ def layout(private_sim: Simulator, tmp_path: Path, dagster_home: Path, monkeypat
     return DataLayout.at(tmp_path / "data")
 
 
-def _night(keyword: str, full_refresh: bool = False) -> None:
+def _night(keyword: str, full_refresh: bool = False, selection: dg.AssetSelection = KEYWORD_RUN) -> None:
     result = dg.materialize(
         ASSETS,
-        selection=KEYWORD_RUN,
+        selection=selection,
         partition_key=keyword,
-        run_config={"ops": {"photo_records": {"config": {"full_refresh": full_refresh}}}},
+        run_config={"ops": {"photo_records": {"config": {"full_refresh": full_refresh}}}} if full_refresh else None,
         resources={**resources_from_env(), "query_defaults": query_defaults_from_env()},
         instance=dg.DagsterInstance.ephemeral(),
     )
@@ -93,3 +93,17 @@ def test_a_photo_fetched_again_under_its_new_secret_leaves_no_file_behind(privat
     assert [f for f in files if Path(f).name.startswith(f"{photo_id}_")] == [after[photo_id]["path"]]
     # One file per ok row, as the folder limit counts them (the old one would be an orphan no table names).
     assert files == sorted(row["path"] for row in after.values() if row["status"] == "ok")
+
+
+def test_a_photo_unavailable_under_its_old_secret_is_tried_again_under_the_new_one(private_sim, layout):
+    _night("stonehenge", selection=dg.AssetSelection.assets(photo_records))
+    records = _rows(layout.records_file("stonehenge"))
+    photo_id = min(i for i, r in records.items() if r["url_l"] and private_sim.truth.download(i).status == "ok")
+    private_sim.rotate_secret(photo_id)  # while the night's download is still to come (it may take hours)
+    _night("stonehenge", selection=dg.AssetSelection.assets(photo_images))
+    assert _rows(layout.manifest_file("stonehenge"))[photo_id]["status"] == "unavailable"  # final, for that URL
+
+    _night("stonehenge", full_refresh=True)  # the record now names the photo's new URLs, which answer
+    row = _rows(layout.manifest_file("stonehenge"))[photo_id]
+    record = _rows(layout.records_file("stonehenge"))[photo_id]
+    assert (row["status"], row["url"]) == ("ok", record["url_l"])
