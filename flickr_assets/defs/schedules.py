@@ -4,12 +4,17 @@
 still in the keywords file, tagged with the night's tick. The runs go through the run queue, whose limits
 (``dagster_home/dagster.yaml``) and the ``flickr_api``/``flickr_static`` pools keep the API and the host from
 being flooded.
+Incremental harvests only ask for new uploads, so they never see what changed on older photos (deleted, made
+private, retitled, relicensed, a new secret): each keyword is also walked in full every
+``$FLICKR_FULL_REFRESH_DAYS`` nights (default 7), on a night of its own, so the extra calls spread over the week.
 ``catalog_after_nightly`` then builds the catalog once every run of that night has ended.
 Both are off until turned on, as Dagster schedules and sensors are.
 """
 
 import os
+import zlib
 from collections.abc import Iterator
+from datetime import date
 
 import dagster as dg
 
@@ -18,7 +23,10 @@ from flickr_assets.defs.partitions import keyword_partitions, keywords_file_path
 from flickr_assets.flickr.keywords import KeywordsFileError, load_keywords_file
 
 NIGHTLY_TAG = "flickr/nightly"
+FULL_REFRESH_TAG = "flickr/full_refresh"
 DEFAULT_CRON = "0 2 * * *"
+DEFAULT_FULL_REFRESH_DAYS = 7
+FULL_REFRESH_CONFIG = {"ops": {photo_records.key.to_python_identifier(): {"config": {"full_refresh": True}}}}
 
 keyword_job = dg.define_asset_job(
     "keyword_job",
@@ -44,6 +52,23 @@ def nightly_cron() -> str:
     return cron
 
 
+def full_refresh_days() -> int:
+    """``$FLICKR_FULL_REFRESH_DAYS``: every how many nights each keyword is walked in full (0: never)."""
+    text = (os.environ.get("FLICKR_FULL_REFRESH_DAYS") or str(DEFAULT_FULL_REFRESH_DAYS)).strip()
+    if not text.isdecimal() or int(text) > 366:
+        raise ValueError(
+            f"FLICKR_FULL_REFRESH_DAYS={text!r} must be a number of nights from 0 (never) to 366 "
+            f"(default {DEFAULT_FULL_REFRESH_DAYS}: each keyword walked in full once a week)"
+        )
+    return int(text)
+
+
+def full_refresh_night(keyword: str, night: date, every: int) -> bool:
+    """Whether ``keyword`` is walked in full on ``night``: once in ``every`` nights, on a night that depends on
+    the keyword (a stable hash), so that a long keyword list spreads its full walks evenly."""
+    return every > 0 and (night.toordinal() + zlib.crc32(keyword.encode())) % every == 0
+
+
 def scheduled_keywords() -> list[str]:
     """The keyword partitions still in the keywords file now: a keyword removed from it is not refreshed even
     before the definitions are reloaded (an unreadable file keeps them all)."""
@@ -55,16 +80,31 @@ def scheduled_keywords() -> list[str]:
     return [keyword for keyword in loaded if keyword in in_file]
 
 
+full_refresh_days()  # a bad value stops the definitions from loading, naming the setting (read again per tick)
+
+
 @dg.schedule(
     cron_schedule=nightly_cron(),
     job=keyword_job,
     execution_timezone="UTC",
-    description="Refresh every keyword incrementally (records, then images), one run per keyword.",
+    description="Refresh every keyword (records, then images), one run per keyword: incrementally, and in full "
+    "once every FLICKR_FULL_REFRESH_DAYS nights (default 7) to see changes to older photos.",
 )
 def nightly_keywords(context: dg.ScheduleEvaluationContext) -> Iterator[dg.RunRequest]:
-    tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+    when = context.scheduled_execution_time
+    tick = when.strftime("%Y-%m-%dT%H:%M")
+    every = full_refresh_days()
     for keyword in scheduled_keywords():
-        yield dg.RunRequest(run_key=f"{tick}:{keyword}", partition_key=keyword, tags={NIGHTLY_TAG: tick})
+        tags = {NIGHTLY_TAG: tick}
+        full = full_refresh_night(keyword, when.date(), every)
+        if full:
+            tags[FULL_REFRESH_TAG] = "true"
+        yield dg.RunRequest(
+            run_key=f"{tick}:{keyword}",
+            partition_key=keyword,
+            tags=tags,
+            run_config=FULL_REFRESH_CONFIG if full else {},
+        )
 
 
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}

@@ -11,7 +11,13 @@ import pytest
 
 from flickr_assets.definitions import build_definitions
 from flickr_assets.defs.partitions import keyword_partitions
-from flickr_assets.defs.schedules import NIGHTLY_TAG, catalog_after_nightly, nightly_keywords
+from flickr_assets.defs.schedules import (
+    FULL_REFRESH_CONFIG,
+    FULL_REFRESH_TAG,
+    NIGHTLY_TAG,
+    catalog_after_nightly,
+    nightly_keywords,
+)
 from flickr_assets.storage.layout import DataLayout
 
 
@@ -93,3 +99,43 @@ def test_nightly_cron_setting_is_used_or_refused_naming_it(cron, loads):
             f"ValueError: FLICKR_NIGHTLY_CRON={cron!r} is not a valid cron expression: 5 fields, minute hour day "
             "month weekday (e.g. '0 2 * * *' for 02:00 UTC)"
         )
+
+
+def _requests_at(instance: dg.DagsterInstance, when: datetime) -> list[dg.RunRequest]:
+    repository = build_definitions().get_repository_def()
+    context = dg.build_schedule_context(instance=instance, repository_def=repository, scheduled_execution_time=when)
+    return nightly_keywords.evaluate_tick(context).run_requests
+
+
+@pytest.mark.parametrize(("every", "full_walks"), [("7", 3), ("", 3), ("1", 21), ("3", 7), ("0", 0)])
+def test_each_keyword_is_walked_in_full_on_its_own_nights(monkeypatch, every, full_walks):
+    """Incremental nights never see older photos change: every FLICKR_FULL_REFRESH_DAYS nights (default 7) each
+    keyword's run is a full refresh, its own nights spread over the week."""
+    monkeypatch.setenv("FLICKR_FULL_REFRESH_DAYS", every)
+    keywords = keyword_partitions.get_partition_keys()
+    job = build_definitions().resolve_job_def("keyword_job")
+    full: dict[str, list[int]] = {keyword: [] for keyword in keywords}
+    with dg.instance_for_test() as instance:
+        for day in range(1, 22):  # three weeks
+            for request in _requests_at(instance, datetime(2026, 12, day, 2, 0, tzinfo=UTC)):
+                walked = request.tags.get(FULL_REFRESH_TAG) == "true"
+                assert request.run_config == (FULL_REFRESH_CONFIG if walked else {})
+                assert dg.validate_run_config(job, request.run_config)  # the job takes it as it is
+                if walked:
+                    full[request.partition_key].append(day)
+    assert all(len(days) == full_walks for days in full.values()), full
+    if full_walks == 3:  # weekly: the sample's three keywords do not all wait for the same night
+        assert len({days[0] for days in full.values()}) > 1, full
+
+
+@pytest.mark.parametrize("every", ["weekly", "-1", "400"])
+def test_full_refresh_days_setting_is_refused_naming_it(every):
+    code = "import flickr_assets.definitions"
+    env = {**os.environ, "FLICKR_FULL_REFRESH_DAYS": every}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"ValueError: FLICKR_FULL_REFRESH_DAYS={every!r} must be a number of nights from 0 (never) to 366")
+    )
