@@ -29,6 +29,7 @@ from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.locks import keyword_lock
 from flickr_assets.storage.manifest import (
     ManifestJournal,
+    current_manifest,
     journal_file,
     load_rows,
     merge_journal,
@@ -59,7 +60,8 @@ def download_keyword(
 ) -> DownloadResult:
     """Download the images of ``keyword``'s records into shard folders and record every outcome in the
     keyword's manifest. Safe to kill at any moment and to run again: finished photos are not fetched
-    again, ``failed`` ones are retried. ``should_stop`` ends the run early (cleanly) when it returns True."""
+    again, ``failed`` ones are retried. ``should_stop`` ends the run early (cleanly) when it returns True; its
+    journal stays for the next run, as a killed run's does."""
     options = options or DownloadOptions()
     validate_keyword(keyword)
     source = open_records(records)
@@ -75,10 +77,15 @@ def download_keyword(
         log.info("%s: %d records, %d to handle, %d already done", keyword, plan.records, total, plan.skipped)
         elsewhere = stored_elsewhere(layout, keyword, {i: task.file_name for i, task in plan.tasks.items()})
         run = _Run(layout, keyword, options, total, started, elsewhere, on_progress, should_stop)
-        try:
-            with ManifestJournal(journal_file(layout, keyword)) as journal:
-                run.execute(iter_tasks(source, plan.tasks), journal)
-        finally:
+        with ManifestJournal(journal_file(layout, keyword)) as journal:
+            run.execute(iter_tasks(source, plan.tasks), journal)
+        # Only a run that went through its whole plan is merged. A run stopped, interrupted (Ctrl-C) or failed
+        # (disk full) leaves its journal as a killed run does: merged, its photos settled without a file (too
+        # small, unavailable...) would give up the places the plan gave them, and the next run would put the
+        # photos after them in other folders than an uninterrupted run.
+        if run.stopped:
+            table = current_manifest(layout, keyword, plan.record_ids)
+        else:
             table = merge_journal(layout, keyword, plan.record_ids)
         sheet = make_contact_sheet(layout, keyword, table, options.contact_sheet_size)
     counts = Counter(table["status"].to_pylist())

@@ -1,8 +1,9 @@
-"""SIGKILL at random moments, then a re-run: the same files and hashes as an uninterrupted run."""
+"""SIGKILL (or Ctrl-C) at random moments, then a re-run: the same files and hashes as an uninterrupted run."""
 
 import contextlib
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -23,11 +24,13 @@ FETCHERS = 8
 PER_SHARD = 40
 
 
-def _start(layout: DataLayout) -> subprocess.Popen:
+def _start(layout: DataLayout, per_shard: int = PER_SHARD) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     command = [sys.executable, "-m", "flickr_assets.download", KEYWORD, "--data-dir", str(layout.root)]
-    command += ["--files-per-shard", str(PER_SHARD), "--fetchers", str(FETCHERS), "--backoff", "0.05"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
+    command += ["--files-per-shard", str(per_shard), "--fetchers", str(FETCHERS), "--backoff", "0.05"]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+    )
 
 
 def _journal_lines(layout: DataLayout) -> int:
@@ -104,3 +107,39 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(sim, harvested, tmp_path
     refetched = {path: count for path, count in fetched.items() if count > 1}
     assert max(fetched.values()) <= 1 + kills
     assert len(refetched) <= kills * (FETCHERS + 2), refetched
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_rerun_equals_an_uninterrupted_run(sim, harvested, tmp_path):
+    """Ctrl-C ends a run through an exception, not a kill. Its rows must stay a journal as a killed run's do:
+    merged, its photos settled without a file (and those abandoned in flight) gave up the places the plan
+    gave them, and the re-run put later photos in other folders than an uninterrupted run (one folder past
+    its limit when an abandoned photo's file was already written)."""
+    records = harvested(KEYWORD)
+    per_shard = 2  # many folder boundaries: any shift shows
+    reference = DataLayout.at(tmp_path / "reference")
+    download_keyword(reference, KEYWORD, records, DownloadOptions(files_per_shard=per_shard))
+
+    layout = DataLayout.at(tmp_path / "interrupted")
+    layout.records_file(KEYWORD).parent.mkdir(parents=True)
+    pq.write_table(records, layout.records_file(KEYWORD))
+    for share in (0.2, 0.5):
+        target = _journal_lines(layout) + int(records.num_rows * share)
+        process = _start(layout, per_shard)
+        while process.poll() is None and _journal_lines(layout) < target:
+            time.sleep(0.005)
+        assert process.poll() is None, "the run ended before the interrupt"
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole process group
+        process.communicate(timeout=60)
+    finished = _start(layout, per_shard)
+    output = finished.communicate(timeout=120)[0].decode()
+    assert finished.returncode in (0, 1), output
+
+    got, want = manifest_rows(layout, KEYWORD), manifest_rows(reference, KEYWORD)
+    moved = {i: (want[i]["path"], r["path"]) for i, r in got.items() if r["path"] != want[i]["path"]}
+    assert not moved, f"{len(moved)} photos in other folders than an uninterrupted run: {list(moved.values())[:3]}"
+    assert {i: (r["status"], r["sha256"]) for i, r in got.items()} == {
+        i: (r["status"], r["sha256"]) for i, r in want.items()
+    }
+    assert stored_files(layout, KEYWORD) == stored_files(reference, KEYWORD)
+    check_against_truth(sim, layout, KEYWORD, records, per_shard=per_shard)

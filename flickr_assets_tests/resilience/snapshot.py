@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets.storage.manifest import load_rows
 
 #: Columns that say *when* something happened (or how hard it was), not *what* was found.
 RECORD_TIMING = {"first_seen", "last_seen"}
@@ -62,11 +63,10 @@ def image_hashes(layout: DataLayout) -> dict[str, str]:
 
 
 def manifest_hash_problems(layout: DataLayout, keyword: str) -> list[str]:
-    """Rows whose stored file is missing or whose sha256 is not the file's."""
+    """Rows (of the manifest, overlaid by the journal a run that did not finish leaves) whose stored file is
+    missing or whose sha256 is not the file's."""
     problems = []
-    for row in pq.read_table(
-        layout.manifest_file(keyword), columns=["photo_id", "status", "path", "sha256"]
-    ).to_pylist():
+    for row in load_rows(layout, keyword).values():
         if row["status"] != "ok":
             continue
         path = layout.resolve_relative(row["path"])
