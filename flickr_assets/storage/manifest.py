@@ -164,24 +164,39 @@ def merge_journal(layout: DataLayout, keyword: str, record_ids: Collection[int])
         _write_rows_file(retired_file, retired)
     elif moved and not retired:
         retired_file.unlink(missing_ok=True)
-    _remove_superseded_files(layout, merged, rows)
+    _remove_superseded_files(layout, keyword, rows)
     journal_file(layout, keyword).unlink(missing_ok=True)
     return table
 
 
-def _remove_superseded_files(layout: DataLayout, before: dict[int, dict], now: dict[int, dict]) -> None:
-    """Delete the files of ``ok`` rows that an ``ok`` row at another path replaced (the photo fetched again
-    under the new name its record gives after Flickr changed its secret or server), once no row names them:
-    no table refers to them any more, and they would count against their folder's limit."""
-    named = {row["path"] for row in now.values() if row.get("path")}
-    for photo_id, row in now.items():
-        old = before.get(photo_id)
-        if not old or old["status"] != "ok" or row["status"] != "ok" or not old.get("path") or old["path"] in named:
+def _remove_superseded_files(layout: DataLayout, keyword: str, rows: dict[int, dict]) -> None:
+    """Delete the keyword's image files of photos whose ``ok`` row names another file: the photo was fetched again
+    under the new name its record gives (Flickr changed its secret or server), or a run ended between storing it
+    and recording it. No table refers to such a file, it would count against its folder's limit, and it may show
+    an older picture. The folders are looked through (not only the rows that changed in this run), so a file
+    left by a run killed before it removed it goes at the next run. Only files named as this project names
+    them are touched, and only for photos with an ``ok`` row."""
+    stored = {photo_id: row["path"] for photo_id, row in rows.items() if row["status"] == "ok" and row.get("path")}
+    named = {row["path"] for row in rows.values() if row.get("path")}
+    images = layout.images_dir(keyword)
+    if not stored or not images.is_dir():
+        return
+    prefix = images.relative_to(layout.root).as_posix()
+    for shard in os.scandir(images):
+        if not shard.name.isdecimal() or not shard.is_dir(follow_symlinks=False):
             continue
-        try:
-            layout.resolve_relative(old["path"]).unlink(missing_ok=True)
-        except (ValueError, OSError) as error:  # outside the data folder, or not removable: left where it is
-            log.warning("photo %s: could not remove %s, replaced by %s (%s)", photo_id, old["path"], row["path"], error)
+        for entry in os.scandir(shard.path):
+            photo_id, underscore, _ = entry.name.partition("_")
+            if not underscore or not photo_id.isdecimal() or not entry.name.endswith(".jpg"):
+                continue
+            relative = f"{prefix}/{shard.name}/{entry.name}"
+            current = stored.get(int(photo_id))
+            if current is None or relative in named:
+                continue
+            try:
+                os.unlink(entry.path)
+            except OSError as error:  # not removable: left where it is
+                log.warning("photo %s: could not remove %s, superseded by %s (%s)", photo_id, relative, current, error)
 
 
 class ManifestJournal:

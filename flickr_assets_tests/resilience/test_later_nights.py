@@ -107,3 +107,21 @@ def test_a_photo_unavailable_under_its_old_secret_is_tried_again_under_the_new_o
     row = _rows(layout.manifest_file("stonehenge"))[photo_id]
     record = _rows(layout.records_file("stonehenge"))[photo_id]
     assert (row["status"], row["url"]) == ("ok", record["url_l"])
+
+
+def test_a_superseded_file_left_by_an_interrupted_run_goes_at_the_next_run(private_sim, layout):
+    """A run killed after the manifest named a photo's new file but before it removed the old one left an orphan;
+    the next complete run looks through the folders and removes it, touching nothing it did not write."""
+    _night("colosseum")
+    rows = _rows(layout.manifest_file("colosseum"))
+    ok = sorted(i for i, row in rows.items() if row["status"] == "ok")
+    current = layout.resolve_relative(rows[ok[0]]["path"])
+    stale = current.with_name(f"{ok[0]}_0123456789_{current.name.split('_', 2)[2]}")  # its name under an old secret
+    stale.write_bytes(current.read_bytes())
+    foreign = [current.with_name("notes.jpg"), current.with_name(f"{max(rows) + 1}_ab_1_x@N00.jpg")]
+    for path in foreign:  # not a photo of this keyword with an ok row: never ours to remove
+        path.write_bytes(b"kept")
+
+    _night("colosseum")
+    assert not stale.exists() and current.exists() and all(path.exists() for path in foreign)
+    assert _rows(layout.manifest_file("colosseum")) == rows  # nothing fetched or changed
