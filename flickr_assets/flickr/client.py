@@ -267,12 +267,13 @@ class FlickrClient:
                 f"Flickr did not answer {method} within {self.timeout:g}s", kind="timeout"
             ) from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-            if _never_connected(error):
+            if (not_made := _connection_not_made(error)) is not None:
                 # A wrong FLICKR_API_URL looks like this too: say where we tried, so the user can check it.
+                refused = isinstance(not_made.__cause__ or not_made.__context__, ConnectionRefusedError)
                 raise TransientFlickrError(
                     f"cannot connect to Flickr at {self.rest_url} ({_connect_reason(error)}) — "
                     "check FLICKR_API_URL and the network",
-                    kind="refused" if _refused(error) else "connection",
+                    kind="refused" if refused else "connection",
                 ) from None
             raise TransientFlickrError(
                 f"connection to Flickr lost during {method} ({type(error).__name__})", kind="connection"
@@ -305,17 +306,10 @@ class FlickrClient:
         return text
 
 
-def _never_connected(error: Exception) -> bool:
-    """True when no connection was made at all (refused, unknown host), not one lost midway."""
+def _connection_not_made(error: Exception) -> urllib3.exceptions.NewConnectionError | None:
+    """The failure to connect at all (refused, unknown host) behind ``error``; None for one lost midway."""
     reason = getattr(error.args[0], "reason", None) if error.args else None
-    return isinstance(reason, urllib3.exceptions.NewConnectionError)
-
-
-def _refused(error: Exception) -> bool:
-    """True when the host answered that nothing listens on the port (ECONNREFUSED)."""
-    reason = getattr(error.args[0], "reason", None) if error.args else None
-    cause = getattr(reason, "__cause__", None) or getattr(reason, "__context__", None)
-    return isinstance(cause, ConnectionRefusedError)
+    return reason if isinstance(reason, urllib3.exceptions.NewConnectionError) else None
 
 
 def _connect_reason(error: Exception) -> str:
