@@ -189,6 +189,7 @@ class PhotoText:
         self.title = f"{keywords[0].title()} {' '.join(filler[:2])}".strip()
         if rng.random() < 0.1:
             self.title += rng.choice(_ODDITIES)
+        self.title = universe.titles.get(photo_id, self.title)  # edited by its owner since
         tags: list[str] = []
         for keyword in keywords:
             tags.append(keyword.replace(" ", ""))

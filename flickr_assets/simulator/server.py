@@ -124,6 +124,10 @@ class Simulator:
         placeholder, searches show the new secret (and Original secret)."""
         self.universe.rotate_secret(int(photo_id))
 
+    def edit_photo(self, photo_id: int, *, title: str | None = None, license: int | None = None) -> None:
+        """Change a photo's title and/or licence (its owner edited it): searches show the new values."""
+        self.universe.edit(int(photo_id), title=title, license=license)
+
     def draw_fault(self, kinds: tuple[str, ...]) -> str | None:
         """The fault of one request that may suffer ``kinds`` (None: answer normally), after the delay of a
         slow answer when one is drawn too."""

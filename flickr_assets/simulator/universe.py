@@ -38,6 +38,7 @@ class Universe:
         self._base_zoo = columns.zoo
         self._lock = threading.Lock()
         self.secret_epochs: dict[int, int] = {}  # photo ID -> times its owner has had its secrets changed
+        self.titles: dict[int, str] = {}  # photo ID -> the title its owner gave it since (see ``edit``)
         self._set(columns)
 
     def _set(self, columns: Columns) -> None:
@@ -99,6 +100,19 @@ class Universe:
         if self.row_of(photo_id) is None:
             raise KeyError(f"no photo {photo_id} in the simulated universe")
         self.secret_epochs[photo_id] = self.secret_epochs.get(photo_id, 0) + 1
+
+    def edit(self, photo_id: int, *, title: str | None = None, license: int | None = None) -> None:
+        """Change a photo's title and/or licence, as its owner may at any time: searches show the new values
+        (and a search by licence finds it under the new one); its images do not change."""
+        row = self.row_of(photo_id)
+        if row is None:
+            raise KeyError(f"no photo {photo_id} in the simulated universe")
+        if title is not None:
+            self.titles[photo_id] = title
+        if license is not None:
+            licenses = self.cols.license.copy()  # the columns are shared with the universe this one forks
+            licenses[row] = license
+            self.cols = replace(self.cols, license=licenses)
 
     def upload(self, keyword: str, count: int, when: int) -> list[int]:
         """Add ``count`` new photos matching ``keyword`` uploaded at ``when``; return their IDs."""
