@@ -96,6 +96,13 @@ def _is_replaced(data: bytes, marker: int, start: int) -> bool:
     return payload.startswith((EXIF_ID, XMP_ID, _XMP_EXT_ID))
 
 
+def comment_payload(data: bytes) -> bytes:
+    """The payloads of the COM segments before the image data, joined (b"" when there are none). Reads only
+    the header: ``data`` may be just the first part of a file, as long as it reaches the comments."""
+    segments, _ = _header_segments(data)
+    return b"".join(data[s + 4 : e] for m, s, e in segments if m == COM)
+
+
 def splice(data: bytes, inserted: list[bytes]) -> bytes:
     """The same JPEG with ``inserted`` segments after SOI/APP0, and its old Exif, XMP and COM segments dropped.
 

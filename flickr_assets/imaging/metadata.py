@@ -1,5 +1,6 @@
 """The photo's record inside the stored JPEG: JSON in COM segments, standard EXIF, and an XMP packet."""
 
+import hashlib
 import html
 import json
 import math
@@ -10,10 +11,22 @@ from datetime import date, datetime
 
 from PIL import ExifTags, Image
 
-from flickr_assets.imaging.jpeg_segments import APP1, COM, EXIF_ID, MAX_PAYLOAD, XMP_ID, segment
+from flickr_assets.imaging.jpeg_segments import (
+    APP1,
+    COM,
+    EXIF_ID,
+    MAX_PAYLOAD,
+    XMP_ID,
+    comment_payload,
+    segment,
+    splice,
+)
 from flickr_assets.imaging.licenses import license_info
 
 SOFTWARE = "flickr-assets"
+#: Record attributes that change all the time on their own (a view count): embedded as they were when the file
+#: was written, but a change in them alone is not worth rewriting a file (every file would be, every week).
+VOLATILE_KEYS = frozenset({"views"})
 _DROPPED_KEYS = frozenset({"api_key", "api_secret", "flickr_api_key", "flickr_api_secret", "oauth_token"})
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _EXIF_TEXT_MAX = 2000
@@ -265,3 +278,26 @@ def metadata_segments(metadata: Mapping[str, object]) -> list[bytes]:
         segment(APP1, XMP_ID + _fitting_xmp(metadata)),
         *comment_segments(comment_json(metadata)),
     ]
+
+
+def metadata_digest(metadata: Mapping[str, object]) -> str:
+    """sha256 of the embedded record (its comment JSON) without the volatile attributes: equal digests mean the
+    file's Exif, XMP and comment would come out the same but for those."""
+    steady = {k: v for k, v in metadata.items() if k not in VOLATILE_KEYS}
+    return hashlib.sha256(comment_json(steady)).hexdigest()
+
+
+def embedded_record(data: bytes) -> dict | None:
+    """The record embedded in a stored JPEG's comment (None when it holds no JSON object). ``data`` may be
+    only the start of the file, as long as it reaches the image data."""
+    try:
+        record = json.loads(comment_payload(data).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def restamp(data: bytes, metadata: Mapping[str, object]) -> bytes:
+    """A stored JPEG with its metadata segments rebuilt from ``metadata``: Exif, XMP and comments replaced,
+    everything else (tables, colour profile, scans) copied byte for byte, so the pixels do not change."""
+    return splice(data, metadata_segments(metadata))
