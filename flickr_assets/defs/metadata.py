@@ -77,6 +77,8 @@ def download_metadata(layout: DataLayout, keyword: str, result: DownloadResult) 
         "bytes_fetched": dg.MetadataValue.int(result.bytes_fetched),
         "http_requests": dg.MetadataValue.int(result.requests),
         "linked_from_other_keywords": dg.MetadataValue.int(result.linked),
+        # stored files whose embedded metadata (Exif, XMP, comment) was rewritten: their record changed
+        "restamped": dg.MetadataValue.int(result.restamped),
         "elapsed_seconds": dg.MetadataValue.float(round(result.elapsed_s, 2)),
         "manifest": dg.MetadataValue.path(str(result.manifest)),
         "images": dg.MetadataValue.path(str(layout.images_dir(keyword))),
@@ -86,6 +88,8 @@ def download_metadata(layout: DataLayout, keyword: str, result: DownloadResult) 
         metadata[f"status_{status}"] = dg.MetadataValue.int(count)
     if result.failures:
         metadata["failure_reasons"] = dg.MetadataValue.json(result.failures)
+    if result.checked:  # files of a manifest from before metadata digests, read back once and up to date
+        metadata["metadata_checked"] = dg.MetadataValue.int(result.checked)
     if result.temp_files_removed:
         metadata["temp_files_removed"] = dg.MetadataValue.int(result.temp_files_removed)  # left by a killed run
     if result.contact_sheet and result.contact_sheet.exists():

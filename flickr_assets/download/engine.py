@@ -9,6 +9,7 @@ row that this process appends to the journal. At the end the journal is merged i
 """
 
 import contextlib
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -20,10 +21,21 @@ import pyarrow as pa
 from flickr_assets.download.contact_sheet import make_contact_sheet
 from flickr_assets.download.options import DownloadOptions, DownloadProgress, DownloadResult
 from flickr_assets.download.photo import Job, finish_row, new_row
-from flickr_assets.download.plan import ImagePaths, Task, iter_tasks, known_too_small, open_records, plan_run
-from flickr_assets.download.reuse import COPIED_COLUMNS, link_stored, stored_elsewhere
+from flickr_assets.download.plan import (
+    ImagePaths,
+    Task,
+    embedded_metadata,
+    iter_tasks,
+    known_too_small,
+    open_records,
+    plan_run,
+)
+from flickr_assets.download.restamp import RESTAMPED_REASON, embedded_digest, restamp_file, restamp_outcome
+from flickr_assets.download.reuse import COPIED_COLUMNS, stored_elsewhere
 from flickr_assets.download.workers import WorkerPool
-from flickr_assets.storage.atomic import make_durable, remove_stale_temp_files
+from flickr_assets.imaging import InvalidImage
+from flickr_assets.imaging.metadata import metadata_digest
+from flickr_assets.storage.atomic import link_or_copy, make_durable, remove_stale_temp_files
 from flickr_assets.storage.keys import validate_keyword
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.locks import keyword_lock
@@ -39,10 +51,6 @@ from flickr_assets.storage.manifest import (
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[DownloadProgress], None]
-
-# A stored file embeds the photo's facts, not which keyword's search found it or when: the same photo stored
-# for two keywords is the same bytes (and a file linked from another keyword is true for this one).
-NOT_EMBEDDED = frozenset({"keyword", "first_seen", "last_seen"})
 
 # Rows from the workers are made durable and journaled in batches: one syncfs per batch is the download
 # process's main cost per photo, and a batch of 1-2 rows (what arrives at once) pays it almost per photo.
@@ -97,6 +105,8 @@ def download_keyword(
         run_counts=dict(run.counts),
         counts=dict(counts),
         linked=run.linked,
+        restamped=run.restamped,
+        checked=run.checked,
         requests=run.requests,
         bytes_fetched=run.bytes_fetched,
         elapsed_s=time.monotonic() - started,
@@ -133,6 +143,7 @@ class _Run:
         self.paths = ImagePaths(layout, keyword)
         self.images_dir = layout.images_dir(keyword)
         self.done = self.linked = self.bytes_fetched = self.requests = self.temp_files_removed = 0
+        self.restamped = self.checked = 0  # stored files whose metadata was rewritten / found up to date
         self.counts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.stopped = False
@@ -161,6 +172,8 @@ class _Run:
                     task = next(tasks, None)
                     if task is None:
                         exhausted = True
+                    elif task.restamp is not None and (row := self._restamp(task)) is not None:
+                        self._record(row, journal, linked=False)
                     elif (row := self._without_request(task)) is not None:
                         self._record(row, journal)
                     else:
@@ -198,6 +211,19 @@ class _Run:
                 if pool.replaced:  # a worker killed mid-write left its temp file (we hold the keyword's lock)
                     self.temp_files_removed += remove_stale_temp_files(self.images_dir)
 
+    def _restamp(self, task: Task) -> dict | None:
+        """The row of a stored photo whose record changed, its file's metadata rewritten (None: the file
+        cannot be, the photo is fetched again)."""
+        row, done = restamp_outcome(self.paths, task)
+        if row is None:
+            task.restamp = None
+            return None
+        if done == "restamped":
+            self.restamped += 1
+        else:
+            self.checked += 1
+        return row
+
     def _without_request(self, task: Task) -> dict | None:
         """The row of a photo decided here (no image URL, known too small, linked from another keyword)."""
         row = quick_outcome(self.options, task)
@@ -219,12 +245,12 @@ class _Run:
         for row in rows:
             self._record(row, journal)
 
-    def _record(self, row: dict, journal: ManifestJournal) -> None:
+    def _record(self, row: dict, journal: ManifestJournal, linked: bool | None = None) -> None:
         journal.append(row)
         self.done += 1
         self.counts[row["status"]] += 1
         self.bytes_fetched += row.get("bytes_fetched") or 0
-        if (row.get("reason") or "").startswith("linked from"):
+        if linked if linked is not None else (row.get("reason") or "").startswith("linked from"):
             self.linked += 1
         if row["status"] == "failed":
             self.failures[_reason_kind(row.get("reason") or "")] += 1
@@ -260,10 +286,27 @@ def linked_outcome(layout: DataLayout, paths: ImagePaths, elsewhere: dict[int, d
         return None
     started = time.monotonic()
     destination = paths.file(task.shard, task.file_name)
-    if not link_stored(layout, other, destination):
+    try:
+        source = layout.resolve_relative(other["path"])
+        data = source.read_bytes()
+    except (ValueError, OSError):
         return None
+    if hashlib.sha256(data).hexdigest() != other["sha256"]:
+        return None
+    metadata = embedded_metadata(task.record or {})
+    digest = metadata_digest(metadata)
     values = {name: other[name] for name in COPIED_COLUMNS}
-    values.update(reason=f"linked from {other['linked_from']}", bytes_fetched=0, path=paths.relative(destination))
+    values.update(bytes_fetched=0, path=paths.relative(destination), metadata_sha256=digest)
+    try:
+        same = (other.get("metadata_sha256") or embedded_digest(source, data)) == digest
+        if same:
+            link_or_copy(source, destination)
+            values["reason"] = f"linked from {other['linked_from']}"
+        else:  # that file embeds another version of the record (harvested at another time): copy, restamped
+            values["sha256"] = restamp_file(destination, data, metadata)
+            values["reason"] = f"copied from {other['linked_from']}, {RESTAMPED_REASON}"
+    except InvalidImage:
+        return None
     return finish_row(new_row(task.photo_id, "ok", **values), started)
 
 
@@ -271,10 +314,11 @@ def make_job(paths: ImagePaths, task: Task) -> Job:
     """The work item of a photo to fetch (``quick_outcome`` and ``linked_outcome`` said None)."""
     assert task.source is not None, "quick_outcome handles records without a source"
     destination = paths.file(task.shard, task.file_name)
-    metadata = {k: v for k, v in (task.record or {}).items() if k not in NOT_EMBEDDED}
+    metadata = embedded_metadata(task.record or {})
     relative = paths.relative(destination)
     fallback = (task.record or {}).get("url_o") if task.source.kind == "large" else None
-    return Job(task.photo_id, task.source.kind, task.source.url, str(destination), relative, metadata, fallback)
+    digest = metadata_digest(metadata)
+    return Job(task.photo_id, task.source.kind, task.source.url, str(destination), relative, metadata, fallback, digest)
 
 
 def _reason_kind(reason: str) -> str:

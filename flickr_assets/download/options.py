@@ -114,6 +114,8 @@ class DownloadResult:
     contact_sheet: Path | None
     temp_files_removed: int = 0  # temp files left by a killed run, or by a worker killed during this one
     failures: dict[str, int] = field(default_factory=dict)  # reasons of ``failed`` rows this run (top ones)
+    restamped: int = 0  # stored files whose embedded metadata was rewritten from a changed record (no fetch)
+    checked: int = 0  # stored files of an older manifest (no metadata digest) read back and found up to date
 
     @property
     def images_per_s(self) -> float:
@@ -124,6 +126,7 @@ class DownloadResult:
         counts = " ".join(f"{status}={count}" for status, count in sorted(self.counts.items()))
         return (
             f"{self.keyword}: handled {self.done}/{self.to_do} of {self.records} records in {self.elapsed_s:.1f}s "
-            f"({self.images_per_s:.1f} images/s, {self.bytes_fetched / 1e6:.1f} MB, {self.linked} linked)"
+            f"({self.images_per_s:.1f} images/s, {self.bytes_fetched / 1e6:.1f} MB, {self.linked} linked, "
+            f"{self.restamped} restamped)"
             f"{' STOPPED' if self.stopped else ''}; manifest: {counts}"
         )

@@ -39,6 +39,7 @@ class Job:
     relative: str  # the manifest's ``path``
     metadata: dict  # the record, as embedded in the file
     fallback: str | None = None  # the Original's URL, tried when the Large turns out not to be there
+    metadata_sha256: str | None = None  # metadata_digest of ``metadata``, for the manifest row
 
 
 @dataclass
@@ -127,12 +128,12 @@ def _fetch_source(env: WorkerEnv, job: Job, source: str, url: str, started: floa
                     ) from None
                 reason = f"processing error: {type(error).__name__}: {error}"
                 return finish_row(row | {"reason": reason}, started), requests
-            return finish_row(_stored_row(row, result), started), requests
+            return finish_row(_stored_row(row, result, job.metadata_sha256), started), requests
         _pause(env, row["attempts"], answer.retry_after)
     return finish_row(row | {"reason": f"gave up after {row['attempts']} attempts: {reason}"}, started), requests
 
 
-def _stored_row(row: dict, result: StoredImage) -> dict:
+def _stored_row(row: dict, result: StoredImage, metadata_sha256: str | None = None) -> dict:
     """The row of a processed image: ``ok`` (the worker has written the file) or ``too_small`` (nothing)."""
     width, height = result.original_size
     out = row | {"original_width": width, "original_height": height, "reencoded": result.reencoded}
@@ -153,6 +154,7 @@ def _stored_row(row: dict, result: StoredImage) -> dict:
         "sha256": result.sha256,
         "source_sha256": result.source_sha256,
         "phash": result.phash,
+        "metadata_sha256": metadata_sha256,
     }
 
 

@@ -18,11 +18,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flickr_assets.download.options import DownloadOptions
+from flickr_assets.imaging.metadata import metadata_digest
 from flickr_assets.storage.layout import DataLayout, shard_name
 from flickr_assets.storage.schemas import FINAL_STATUSES
 
-#: Record columns the planner needs (the whole row is read later, batch by batch, for the metadata).
+#: Record columns the planner needs to choose and name the image (it reads whole rows: a stored photo's
+#: embedded metadata is compared with its record).
 PLAN_COLUMNS = ("photo_id", "secret", "server", "owner", "url_l", "width_l", "height_l", "url_o", "width_o", "height_o")
+
+# A stored file embeds the photo's facts, not which keyword's search found it or when: the same photo stored
+# for two keywords is the same bytes (and a file linked from another keyword is true for this one).
+NOT_EMBEDDED = frozenset({"keyword", "first_seen", "last_seen"})
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9@._-]")
 _BATCH_ROWS = 2048
@@ -51,6 +57,9 @@ class Task:
     shard: int
     file_name: str
     record: dict | None = None  # the full record (filled in while streaming)
+    # A stored photo whose record changed since its file was written: only the file's metadata is rewritten.
+    restamp: dict | None = None  # its current manifest row
+    digest: str | None = None  # metadata_digest of its record now
 
 
 @dataclass
@@ -59,7 +68,7 @@ class Plan:
 
     records: int  # records read
     tasks: dict[int, Task]  # photos to handle, in record order
-    skipped: int  # photos already final (or ok with their file present)
+    skipped: int  # photos already final (or ok with their file present and their record unchanged)
     record_ids: AbstractSet[int] = frozenset()  # every photo of the records (the manifest keeps their rows)
 
 
@@ -92,6 +101,11 @@ def iter_record_batches(source: pa.Table | pq.ParquetFile, columns: list[str] | 
         batches = source.iter_batches(batch_size=_BATCH_ROWS, columns=columns)
     for batch in batches:
         yield batch.to_pylist()
+
+
+def embedded_metadata(record: dict) -> dict:
+    """What a stored file embeds of ``record``."""
+    return {k: v for k, v in record.items() if k not in NOT_EMBEDDED}
 
 
 def image_file_name(record: dict) -> str:
@@ -211,7 +225,7 @@ def plan_run(
     tasks: dict[int, Task] = {}
     seen: set[int] = set()
     skipped = 0
-    for batch in iter_record_batches(source, list(PLAN_COLUMNS)):
+    for batch in iter_record_batches(source):
         for record in batch:
             photo_id = record["photo_id"]
             if photo_id is None or photo_id in seen:
@@ -235,8 +249,14 @@ def plan_run(
                 counts[last] += 1
             name = image_file_name(record)
             task_path = paths.file(shard, name)
-            if not needs_work(current.get(photo_id), task_path, paths, options, record):
-                skipped += 1
+            row = current.get(photo_id)
+            if not needs_work(row, task_path, paths, options, record):
+                assert row is not None
+                digest = metadata_digest(embedded_metadata(record)) if row["status"] == "ok" else None
+                if digest is None or row.get("metadata_sha256") == digest:
+                    skipped += 1
+                    continue
+                tasks[photo_id] = Task(photo_id, chosen, shard, name, restamp=row, digest=digest)
                 continue
             tasks[photo_id] = Task(photo_id, chosen, shard, name)
     return Plan(records=len(seen), tasks=tasks, skipped=skipped, record_ids=seen)

@@ -1,14 +1,12 @@
-"""Photos already stored for another keyword: found in the other keywords' manifests, hard-linked."""
+"""Photos already stored for another keyword: found in the other keywords' manifests (linked by ``engine``)."""
 
 import logging
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from flickr_assets.storage.atomic import link_or_copy
-from flickr_assets.storage.digest import file_sha256
 from flickr_assets.storage.layout import DataLayout
 
 log = logging.getLogger(__name__)
@@ -50,26 +48,16 @@ def stored_elsewhere(layout: DataLayout, keyword: str, file_names: dict[int, str
         if folder.name == own or not folder.name.startswith("keyword=") or not manifest.exists():
             continue
         try:
-            table = pq.read_table(manifest, columns=["photo_id", "status", "path", *COPIED_COLUMNS])
+            # metadata_sha256 is absent from manifests written before it existed: such files are checked by hand
+            extra = ["metadata_sha256"] if "metadata_sha256" in pq.read_schema(manifest).names else []
+            table = pq.read_table(manifest, columns=["photo_id", "status", "path", *COPIED_COLUMNS, *extra])
         except Exception as error:  # a damaged manifest of another keyword must not stop this one
             log.warning("%s: ignoring unreadable manifest (%s)", manifest, error)
             continue
         mask = pc.and_(pc.equal(table["status"], "ok"), pc.is_in(table["photo_id"], value_set=wanted))
         for row in table.filter(mask).to_pylist():
+            row.setdefault("metadata_sha256", None)
             if row["path"] and row["sha256"] and PurePosixPath(row["path"]).name == file_names[row["photo_id"]]:
                 row["linked_from"] = folder.name
                 found.setdefault(row["photo_id"], row)
     return found
-
-
-def link_stored(layout: DataLayout, other: dict, destination: Path) -> bool:
-    """Hard-link (or copy) the other keyword's file to ``destination`` if it still exists and still has
-    its recorded sha256; return whether it did."""
-    try:
-        source = layout.resolve_relative(other["path"])
-    except ValueError:
-        return False
-    if not source.is_file() or file_sha256(source) != other["sha256"]:
-        return False
-    link_or_copy(source, destination)
-    return True

@@ -89,6 +89,9 @@ MANIFEST = pa.schema(
         pa.field("attempts", pa.int32(), nullable=False),
         pa.field("updated_at", TS, nullable=False),
         pa.field("elapsed_ms", pa.float64()),
+        # sha256 of the record embedded in the stored file (imaging.metadata.metadata_digest): a record whose
+        # digest differs has changed since, and the file's metadata is rewritten. Null in older manifests.
+        pa.field("metadata_sha256", pa.string()),
     ]
 )
 

@@ -11,12 +11,14 @@ from flickr_assets.download.plan import (
     ImagePaths,
     RecordsError,
     choose_source,
+    embedded_metadata,
     image_file_name,
     iter_tasks,
     known_too_small,
     open_records,
     plan_run,
 )
+from flickr_assets.imaging.metadata import metadata_digest
 from flickr_assets.storage.layout import DataLayout
 
 NOW = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
@@ -45,6 +47,10 @@ def records(ids: list[int], **overrides: object) -> pa.Table:
 
 def row(photo_id: int, status: str, path: str | None = None) -> dict:
     return {"photo_id": photo_id, "status": status, "path": path, "attempts": 1, "updated_at": NOW}
+
+
+def digest_of(photo_id: int, **overrides: object) -> str:
+    return metadata_digest(embedded_metadata(records([photo_id], **overrides).to_pylist()[0]))
 
 
 @pytest.fixture
@@ -111,7 +117,7 @@ def test_final_rows_are_skipped_ok_rows_only_while_their_file_exists(layout):
     stored.parent.mkdir(parents=True)
     stored.write_bytes(b"jpeg")
     rows = {
-        1: row(1, "ok", layout.relative(stored)) | {"sha256": "x"},
+        1: row(1, "ok", layout.relative(stored)) | {"sha256": "x", "metadata_sha256": digest_of(1)},
         2: row(2, "ok", "images/k/0000/2_s2_65535_12345@N00.jpg") | {"sha256": "y"},  # file gone
         3: row(3, "too_small"),
         4: row(4, "unavailable"),
@@ -183,3 +189,19 @@ def test_image_paths_match_the_layout_and_only_read_this_keywords_shards(layout)
     wrongs = [None, "", other, prefix + "0001", prefix + "x1/a.jpg", prefix + "0001/../../a.jpg", prefix + "0001/.a"]
     for wrong in wrongs:
         assert paths.shard_of(wrong) is None, wrong
+
+
+def test_a_stored_photo_whose_record_changed_is_planned_for_its_metadata_only(layout):
+    names = {i: image_file_name(records([i]).to_pylist()[0]) for i in (1, 2, 3)}
+    rows = {}
+    for photo_id, digest in ((1, digest_of(1)), (2, digest_of(2, title="old")), (3, None)):
+        stored = layout.image_file("k", 0, names[photo_id])
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        stored.write_bytes(b"jpeg")
+        rows[photo_id] = row(photo_id, "ok", layout.relative(stored)) | {"sha256": "x", "metadata_sha256": digest}
+    views = pa.Table.from_pylist([r | {"views": 1000} for r in records([1, 2, 3]).to_pylist()])
+    plan = plan_run(layout, "k", views, rows, rows, OPTIONS)
+    # 1 unchanged (a new view count alone is not worth a rewrite), 2 retitled, 3 from a manifest without digests
+    assert plan.skipped == 1 and sorted(plan.tasks) == [2, 3]
+    assert plan.tasks[2].restamp == rows[2] and plan.tasks[2].digest == digest_of(2)
+    assert plan.tasks[3].restamp == rows[3] and plan.tasks[3].digest == digest_of(3)

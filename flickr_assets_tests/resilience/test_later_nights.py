@@ -1,10 +1,13 @@
 """Later nights: the pipeline run again after Flickr's data changed in between (a photo's secrets rotated,
 the same photo found by a second keyword), in process, against a simulator of its own over real HTTP."""
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
@@ -36,7 +39,8 @@ def layout(private_sim: Simulator, tmp_path: Path, dagster_home: Path, monkeypat
     return DataLayout.at(tmp_path / "data")
 
 
-def _night(keyword: str, full_refresh: bool = False, selection: dg.AssetSelection = KEYWORD_RUN) -> None:
+def _night(keyword: str, full_refresh: bool = False, selection: dg.AssetSelection = KEYWORD_RUN) -> dict:
+    """Run the night's assets for ``keyword``; the metadata of its photo_images materialisation (if any)."""
     result = dg.materialize(
         ASSETS,
         selection=selection,
@@ -46,6 +50,8 @@ def _night(keyword: str, full_refresh: bool = False, selection: dg.AssetSelectio
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    images = [m for m in result.get_asset_materialization_events() if m.asset_key == photo_images.key]
+    return {k: v.value for k, v in images[0].materialization.metadata.items()} if images else {}
 
 
 def _rows(path: Path) -> dict[int, dict]:
@@ -125,3 +131,67 @@ def test_a_superseded_file_left_by_an_interrupted_run_goes_at_the_next_run(priva
     _night("colosseum")
     assert not stale.exists() and current.exists() and all(path.exists() for path in foreign)
     assert _rows(layout.manifest_file("colosseum")) == rows  # nothing fetched or changed
+
+
+def _file(layout: DataLayout, relative: str) -> tuple[bytes, np.ndarray, dict, dict, str]:
+    """A stored file: its bytes, pixels, comment JSON, Exif and XMP."""
+    path = layout.resolve_relative(relative)
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+        xmp = image.info["xmp"].decode("utf-8")
+        return path.read_bytes(), pixels, json.loads(image.info["comment"]), dict(image.getexif()), xmp
+
+
+def test_a_retitled_relicensed_photo_has_its_file_metadata_rewritten_without_a_fetch(private_sim, layout):
+    _night("stonehenge")
+    _night("colosseum")  # photos found by both keywords are hard-linked from stonehenge's files
+    linked = _rows(layout.manifest_file("colosseum"))
+    photo_id = min(i for i, r in linked.items() if (r["reason"] or "").startswith("linked from"))
+    other = min(i for i, r in linked.items() if r["status"] == "ok" and i != photo_id)
+    old_record = _rows(layout.records_file("colosseum"))[photo_id]
+    old_bytes, old_pixels, _, _, _ = _file(layout, linked[photo_id]["path"])
+    other_stat = os.stat(layout.resolve_relative(linked[other]["path"]))
+    new_license = 9 if old_record["license"] != 9 else 10  # CC0 / Public Domain Mark
+    private_sim.edit_photo(photo_id, title="Renamed — café at dusk", license=new_license)
+    private_sim.stats.reset()
+
+    metadata = _night("colosseum", full_refresh=True)  # the week's full walk sees the new title and licence
+    row = _rows(layout.manifest_file("colosseum"))[photo_id]
+    data, pixels, comment, exif, xmp = _file(layout, row["path"])
+    assert (comment["title"], comment["license"]) == ("Renamed — café at dusk", new_license)
+    assert exif[270] == "Renamed - cafe at dusk" and "Public Domain" in exif[33432]  # ImageDescription, Copyright
+    assert '<rdf:li xml:lang="x-default">Renamed — café at dusk</rdf:li>' in xmp
+    assert np.array_equal(pixels, old_pixels)  # not re-encoded: the same image data
+    assert private_sim.stats.snapshot()["static_requests"] == 0  # nothing fetched
+    assert row["sha256"] == hashlib.sha256(data).hexdigest() != linked[photo_id]["sha256"]
+    same = ("source_sha256", "stored_width", "stored_height", "crop_left", "crop_right", "phash", "path")
+    assert {k: row[k] for k in same} == {k: linked[photo_id][k] for k in same}
+    assert metadata["restamped"] == 1
+    # The other keyword's hard link was not changed behind its back: its file is the one its manifest names.
+    theirs = _rows(layout.manifest_file("stonehenge"))[photo_id]
+    assert layout.resolve_relative(theirs["path"]).read_bytes() == old_bytes
+    assert hashlib.sha256(old_bytes).hexdigest() == theirs["sha256"]
+    # A photo whose record did not change is left alone, file and row.
+    assert _rows(layout.manifest_file("colosseum"))[other] == linked[other]
+    after = os.stat(layout.resolve_relative(linked[other]["path"]))
+    assert (after.st_ino, after.st_mtime_ns) == (other_stat.st_ino, other_stat.st_mtime_ns)
+    assert _night("colosseum")["restamped"] == 0  # done once
+
+
+def test_a_manifest_from_before_metadata_digests_has_its_files_checked_once(private_sim, layout):
+    _night("colosseum")
+    manifest = layout.manifest_file("colosseum")
+    table = pq.read_table(manifest)
+    pq.write_table(table.drop_columns(["metadata_sha256"]), manifest)  # as an older version wrote it
+    rows = _rows(manifest)
+    ok = sorted(i for i, r in rows.items() if r["status"] == "ok")
+    private_sim.edit_photo(ok[0], title="A new title")
+
+    metadata = _night("colosseum", full_refresh=True)
+    after = _rows(manifest)
+    assert (metadata["restamped"], metadata["metadata_checked"]) == (1, len(ok) - 1)
+    assert all(after[i]["metadata_sha256"] for i in ok)
+    assert [i for i in ok if after[i]["sha256"] != rows[i]["sha256"]] == [ok[0]]
+    assert _file(layout, after[ok[0]]["path"])[2]["title"] == "A new title"
+    again = _night("colosseum")
+    assert again["restamped"] == 0 and "metadata_checked" not in again
