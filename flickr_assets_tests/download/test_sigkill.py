@@ -1,6 +1,7 @@
 """SIGKILL (or Ctrl-C) at random moments, then a re-run: the same files and hashes as an uninterrupted run."""
 
 import contextlib
+import hashlib
 import os
 import random
 import signal
@@ -10,10 +11,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from flickr_assets.download import DownloadOptions, download_keyword
+from flickr_assets.download.plan import embedded_metadata
+from flickr_assets.imaging.metadata import restamp
+from flickr_assets.storage.digest import file_sha256
 from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.manifest import journal_file
 from flickr_assets_tests.download.conftest import check_against_truth, manifest_rows, stored_files
@@ -143,3 +148,40 @@ def test_ctrl_c_then_rerun_equals_an_uninterrupted_run(sim, harvested, tmp_path)
     }
     assert stored_files(layout, KEYWORD) == stored_files(reference, KEYWORD)
     check_against_truth(sim, layout, KEYWORD, records, per_shard=per_shard)
+
+
+def test_sigkill_while_rewriting_metadata_leaves_old_or_new_files_and_a_rerun_finishes(sim, harvested, tmp_path):
+    records = harvested(KEYWORD)
+    layout = DataLayout.at(tmp_path / "restamped")
+    download_keyword(layout, KEYWORD, records, DownloadOptions(files_per_shard=PER_SHARD))
+    stored = {i: r for i, r in manifest_rows(layout, KEYWORD).items() if r["status"] == "ok"}
+    # Every title changed on Flickr: the next run rewrites every stored file's metadata.
+    titles = pa.array([f"{t} (edited)" for t in records["title"].to_pylist()])
+    edited = records.set_column(records.schema.get_field_index("title"), "title", titles)
+    by_id = {r["photo_id"]: r for r in edited.to_pylist()}
+    old, new = {}, {}
+    for photo_id, row in stored.items():
+        data = layout.resolve_relative(row["path"]).read_bytes()
+        old[photo_id] = hashlib.sha256(data).hexdigest()
+        new[photo_id] = hashlib.sha256(restamp(data, embedded_metadata(by_id[photo_id]))).hexdigest()
+    layout.records_file(KEYWORD).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(edited, layout.records_file(KEYWORD))
+    sim.stats.reset()
+
+    process = _start(layout)
+    while process.poll() is None and _journal_lines(layout) < len(stored) // 4:
+        time.sleep(0.001)
+    killed = process.poll() is None
+    process.kill()
+    process.wait()
+    for photo_id, row in stored.items():  # each file whole: the old one or the new one
+        assert file_sha256(layout.resolve_relative(row["path"])) in (old[photo_id], new[photo_id])
+    finished = _start(layout)
+    output = finished.communicate(timeout=120)[0].decode()
+    assert finished.returncode == 0, output
+
+    after = manifest_rows(layout, KEYWORD)
+    for photo_id, row in stored.items():
+        assert after[photo_id]["sha256"] == new[photo_id] == file_sha256(layout.resolve_relative(row["path"]))
+    assert sim.stats.snapshot()["static_requests"] == 0, "nothing fetched again"
+    assert killed, "the run ended before the kill moment"
