@@ -49,17 +49,24 @@ def dagster_home(tmp_path: Path) -> Path:
     return home
 
 
-@pytest.fixture
-def pipeline_env(sim: Simulator, tmp_path: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Environment variables that point the pipeline at the simulator and a fresh data folder."""
+def point_pipeline_at(
+    sim: Simulator, data_dir: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
+    """Set the environment variables that point the pipeline at ``sim`` and ``data_dir``; return them."""
     env = {
         "FLICKR_API_KEY": DEMO_API_KEY,
         "FLICKR_API_SECRET": DEMO_API_SECRET,
         "FLICKR_API_URL": sim.rest_url,
-        "FLICKR_DATA_DIR": str(tmp_path / "data"),
+        "FLICKR_DATA_DIR": str(data_dir),
         "FLICKR_API_CALLS_PER_HOUR": "360000",
         "DAGSTER_HOME": str(dagster_home),
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return env
+
+
+@pytest.fixture
+def pipeline_env(sim: Simulator, tmp_path: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment variables that point the pipeline at the simulator and a fresh data folder."""
+    return point_pipeline_at(sim, tmp_path / "data", dagster_home, monkeypatch)

@@ -16,8 +16,9 @@ from flickr_assets.defs.assets import photo_catalog, photo_images, photo_records
 from flickr_assets.defs.checks import CHECKS
 from flickr_assets.defs.queries import query_defaults_from_env
 from flickr_assets.defs.resources import resources_from_env
-from flickr_assets.simulator import DEMO_API_KEY, DEMO_API_SECRET, Simulator
+from flickr_assets.simulator import Simulator
 from flickr_assets.storage.layout import DataLayout
+from flickr_assets_tests.conftest import point_pipeline_at
 
 ASSETS = [photo_records, photo_images, photo_catalog, *CHECKS]
 KEYWORD_RUN = dg.AssetSelection.assets(photo_records, photo_images)
@@ -26,16 +27,7 @@ KEYWORD_RUN = dg.AssetSelection.assets(photo_records, photo_images)
 @pytest.fixture
 def layout(private_sim: Simulator, tmp_path: Path, dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> DataLayout:
     """The pipeline's environment pointing at a simulator of its own (these tests change its world)."""
-    env = {
-        "FLICKR_API_KEY": DEMO_API_KEY,
-        "FLICKR_API_SECRET": DEMO_API_SECRET,
-        "FLICKR_API_URL": private_sim.rest_url,
-        "FLICKR_DATA_DIR": str(tmp_path / "data"),
-        "FLICKR_API_CALLS_PER_HOUR": "360000",
-        "DAGSTER_HOME": str(dagster_home),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
+    point_pipeline_at(private_sim, tmp_path / "data", dagster_home, monkeypatch)
     return DataLayout.at(tmp_path / "data")
 
 
