@@ -28,6 +28,13 @@ class DiskFull(OSError):
     """The data folder cannot take more files: every later photo would fail the same way, so the run stops."""
 
 
+def disk_full(error: BaseException, folder: Path) -> DiskFull | None:
+    """``error`` as a :class:`DiskFull` naming ``folder`` when it says the disk (or quota) is full, else None."""
+    if isinstance(error, OSError) and error.errno in NO_ROOM:
+        return DiskFull(error.errno, f"no room to store images under {folder}: {error.strerror}")
+    return None
+
+
 @dataclass(frozen=True)
 class Job:
     """One photo to fetch, process and store: what a worker process needs, and nothing big."""
@@ -122,10 +129,8 @@ def _fetch_source(env: WorkerEnv, job: Job, source: str, url: str, started: floa
                 _pause(env, row["attempts"], None)
                 continue
             except Exception as error:  # a processing bug is not the image's fault: retry on the next run
-                if isinstance(error, OSError) and error.errno in NO_ROOM:
-                    raise DiskFull(
-                        error.errno, f"no room to store images under {destination.parent}: {error.strerror}"
-                    ) from None
+                if (full := disk_full(error, destination.parent)) is not None:
+                    raise full from None
                 reason = f"processing error: {type(error).__name__}: {error}"
                 return finish_row(row | {"reason": reason}, started), requests
             return finish_row(_stored_row(row, result, job.metadata_sha256), started), requests

@@ -13,7 +13,7 @@ import logging
 import time
 from pathlib import Path
 
-from flickr_assets.download.photo import finish_row
+from flickr_assets.download.photo import disk_full, finish_row
 from flickr_assets.download.plan import ImagePaths, Task, embedded_metadata
 from flickr_assets.imaging import InvalidImage
 from flickr_assets.imaging.metadata import embedded_record, metadata_digest, restamp
@@ -45,7 +45,12 @@ def restamp_file(destination: Path, data: bytes, metadata: dict) -> str:
     """Write ``data`` (a stored JPEG) to ``destination`` atomically and durably with its metadata rebuilt
     from ``metadata``; return the sha256 of what was written."""
     stamped = restamp(data, metadata)
-    write_bytes(destination, stamped)
+    try:
+        write_bytes(destination, stamped)
+    except OSError as error:
+        if (full := disk_full(error, destination.parent)) is not None:  # as for a fetched photo: the run stops
+            raise full from None
+        raise
     return hashlib.sha256(stamped).hexdigest()
 
 
@@ -59,7 +64,7 @@ def restamp_outcome(paths: ImagePaths, task: Task) -> tuple[dict | None, str]:
     path = paths.file(task.shard, task.file_name)
     try:
         if row.get("metadata_sha256") is None and embedded_digest(path) == digest:
-            return finish_row(dict(row) | {"metadata_sha256": digest}, started), "checked"
+            return finish_row(dict(row) | {"metadata_sha256": digest, "bytes_fetched": 0}, started), "checked"
         sha256 = restamp_file(path, path.read_bytes(), embedded_metadata(task.record))
     except (InvalidImage, FileNotFoundError) as error:
         log.warning("photo %s: cannot rewrite the metadata of %s (%s); fetching it again", task.photo_id, path, error)

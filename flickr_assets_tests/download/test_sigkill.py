@@ -4,6 +4,7 @@ import contextlib
 import hashlib
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
@@ -29,13 +30,33 @@ FETCHERS = 8
 PER_SHARD = 40
 
 
-def _start(layout: DataLayout, per_shard: int = PER_SHARD) -> subprocess.Popen:
+def _start(layout: DataLayout, per_shard: int = PER_SHARD, file_size_limit: int | None = None) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     command = [sys.executable, "-m", "flickr_assets.download", KEYWORD, "--data-dir", str(layout.root)]
     command += ["--files-per-shard", str(per_shard), "--fetchers", str(FETCHERS), "--backoff", "0.05"]
+
+    def limit_file_size() -> None:  # a write past the limit fails with EFBIG, as on a full disk
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
+        preexec_fn=limit_file_size if file_size_limit else None,
     )
+
+
+def _retitle(layout: DataLayout, records: pa.Table) -> pa.Table:
+    """Every title changed on Flickr, as a full refresh brings it: written as the keyword's records."""
+    titles = pa.array([f"{t} (edited)" for t in records["title"].to_pylist()])
+    edited = records.set_column(records.schema.get_field_index("title"), "title", titles)
+    layout.records_file(KEYWORD).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(edited, layout.records_file(KEYWORD))
+    return edited
 
 
 def _journal_lines(layout: DataLayout) -> int:
@@ -156,16 +177,12 @@ def test_sigkill_while_rewriting_metadata_leaves_old_or_new_files_and_a_rerun_fi
     download_keyword(layout, KEYWORD, records, DownloadOptions(files_per_shard=PER_SHARD))
     stored = {i: r for i, r in manifest_rows(layout, KEYWORD).items() if r["status"] == "ok"}
     # Every title changed on Flickr: the next run rewrites every stored file's metadata.
-    titles = pa.array([f"{t} (edited)" for t in records["title"].to_pylist()])
-    edited = records.set_column(records.schema.get_field_index("title"), "title", titles)
-    by_id = {r["photo_id"]: r for r in edited.to_pylist()}
+    by_id = {r["photo_id"]: r for r in _retitle(layout, records).to_pylist()}
     old, new = {}, {}
     for photo_id, row in stored.items():
         data = layout.resolve_relative(row["path"]).read_bytes()
         old[photo_id] = hashlib.sha256(data).hexdigest()
         new[photo_id] = hashlib.sha256(restamp(data, embedded_metadata(by_id[photo_id]))).hexdigest()
-    layout.records_file(KEYWORD).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(edited, layout.records_file(KEYWORD))
     sim.stats.reset()
 
     process = _start(layout)
@@ -185,3 +202,19 @@ def test_sigkill_while_rewriting_metadata_leaves_old_or_new_files_and_a_rerun_fi
         assert after[photo_id]["sha256"] == new[photo_id] == file_sha256(layout.resolve_relative(row["path"]))
     assert sim.stats.snapshot()["static_requests"] == 0, "nothing fetched again"
     assert killed, "the run ended before the kill moment"
+
+
+def test_a_full_disk_while_rewriting_metadata_stops_the_run_naming_it(sim, harvested, tmp_path):
+    records = harvested(KEYWORD)
+    layout = DataLayout.at(tmp_path / "full")
+    download_keyword(layout, KEYWORD, records, DownloadOptions(files_per_shard=PER_SHARD))
+    before = {i: r["sha256"] for i, r in manifest_rows(layout, KEYWORD).items() if r["status"] == "ok"}
+    _retitle(layout, records)
+
+    full = _start(layout, file_size_limit=20_000)  # room for the journal, not for a rewritten image
+    output = full.communicate(timeout=120)[0].decode()
+    assert full.returncode == 3, output[-2000:]  # the CLI's "no room" code, at once, not a retried OSError
+    assert output.strip().splitlines()[-1].startswith("error: no room to store images under "), output[-2000:]
+    for photo_id, row in manifest_rows(layout, KEYWORD).items():  # every file whole, as before
+        if photo_id in before:
+            assert file_sha256(layout.resolve_relative(row["path"])) == before[photo_id]
