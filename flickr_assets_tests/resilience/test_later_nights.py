@@ -182,6 +182,7 @@ def test_a_manifest_from_before_metadata_digests_has_its_files_checked_once(priv
     metadata = _night("colosseum", full_refresh=True)
     after = _rows(manifest)
     assert (metadata["restamped"], metadata["metadata_checked"]) == (1, len(ok) - 1)
+    assert metadata["bytes_fetched"] == 0  # nothing was fetched (checked rows once counted their first fetch's)
     assert all(after[i]["metadata_sha256"] for i in ok)
     assert [i for i in ok if after[i]["sha256"] != rows[i]["sha256"]] == [ok[0]]
     assert _file(layout, after[ok[0]]["path"])[2]["title"] == "A new title"
