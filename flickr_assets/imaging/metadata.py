@@ -8,6 +8,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import date, datetime
+from urllib.parse import urlsplit
 
 from PIL import ExifTags, Image
 
@@ -281,10 +282,16 @@ def metadata_segments(metadata: Mapping[str, object]) -> list[bytes]:
 
 
 def metadata_digest(metadata: Mapping[str, object]) -> str:
-    """sha256 of the embedded record (its comment JSON) without the volatile attributes: equal digests mean the
-    file's Exif, XMP and comment would come out the same but for those."""
-    steady = {k: v for k, v in metadata.items() if k not in VOLATILE_KEYS}
+    """sha256 of the embedded record (its comment JSON) without the volatile attributes and the image URLs'
+    hosts: equal digests mean the file's Exif, XMP and comment would come out the same but for those."""
+    steady = {k: _without_host(v) if k.startswith("url_") else v for k, v in metadata.items() if k not in VOLATILE_KEYS}
     return hashlib.sha256(comment_json(steady)).hexdigest()
+
+
+def _without_host(url: object) -> object:
+    """An image URL without its scheme and host: a new static host (or a simulator on another port) alone shows
+    no other picture, and rewriting every file for it would also unshare those hard-linked between keywords."""
+    return urlsplit(url).path if isinstance(url, str) else url
 
 
 def embedded_record(data: bytes) -> dict | None:

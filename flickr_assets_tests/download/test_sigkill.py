@@ -218,3 +218,19 @@ def test_a_full_disk_while_rewriting_metadata_stops_the_run_naming_it(sim, harve
     for photo_id, row in manifest_rows(layout, KEYWORD).items():  # every file whole, as before
         if photo_id in before:
             assert file_sha256(layout.resolve_relative(row["path"])) == before[photo_id]
+
+
+def test_a_new_image_host_alone_rewrites_no_file(sim, harvested, tmp_path):
+    """URLs whose host changed (a new static host; here a simulator on another name) show the same pictures."""
+    records = harvested(KEYWORD)
+    layout = DataLayout.at(tmp_path / "host")
+    download_keyword(layout, KEYWORD, records, DownloadOptions(files_per_shard=PER_SHARD))
+    before = manifest_rows(layout, KEYWORD)
+    moved = records
+    for name in ("url_l", "url_o"):
+        urls = [url and url.replace("//127.0.0.1:", "//localhost:") for url in records[name].to_pylist()]
+        moved = moved.set_column(moved.schema.get_field_index(name), name, pa.array(urls, pa.string()))
+    layout.records_file(KEYWORD).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(moved, layout.records_file(KEYWORD))
+    result = download_keyword(layout, KEYWORD, layout.records_file(KEYWORD), DownloadOptions(files_per_shard=PER_SHARD))
+    assert (result.restamped, result.to_do) == (0, 0) and manifest_rows(layout, KEYWORD) == before
