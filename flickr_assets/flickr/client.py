@@ -40,9 +40,6 @@ FLICKR_REST_URL = "https://api.flickr.com/services/rest/"
 RETRY_AFTER_MAX_S = 120.0
 #: The largest answer read (a page of 500 photos with every extra is about 1 MB).
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
-#: Attempts at a connection refused before any answer (a server restarting gets a few seconds), after which the
-#: failure is permanent: Flickr never refuses connections, so nothing listens where FLICKR_API_URL points.
-REFUSED_ATTEMPTS = 3
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +216,11 @@ class FlickrClient:
                 raise
             except TransientFlickrError as error:
                 self.stats.errors[error.kind] += 1
-                wrong_url = error.kind == "refused" and not self._answered
-                if wrong_url and attempt >= min(REFUSED_ATTEMPTS, self.max_attempts):
-                    raise PermanentFlickrError(str(error)) from None  # the asset's retries would only add minutes
+                refused = error.kind == "refused"
+                if attempt >= self.max_attempts and refused and not self._answered:
+                    # Flickr never refuses connections: nothing listens where FLICKR_API_URL points, and the
+                    # asset's retries would only add minutes before saying so.
+                    raise PermanentFlickrError(str(error)) from None
                 if attempt >= self.max_attempts:
                     raise TransientFlickrError(
                         f"{error} (gave up after {attempt} attempts)",
@@ -229,14 +228,19 @@ class FlickrClient:
                         http_status=error.http_status,
                         kind=error.kind,
                     ) from None
-                delay = self._backoff(attempt, error.retry_after, throttled=error.http_status == 429)
+                delay = self._backoff(attempt, error.retry_after, throttled=error.http_status == 429, refused=refused)
                 log.info("retrying %s in %.2fs after: %s", method, delay, error)
                 self.stats.retries += 1
                 self.stats.backoff_seconds += delay
                 self._sleep(delay)
 
-    def _backoff(self, attempt: int, retry_after: float | None, throttled: bool = False) -> float:
-        delay = self._rng.uniform(0, min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1)))
+    def _backoff(
+        self, attempt: int, retry_after: float | None, throttled: bool = False, refused: bool = False
+    ) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        # A refusal costs the server nothing: wait the whole backoff, so that a server (or proxy) restarting
+        # gets its ~30 s over the attempts before a refused URL counts as a wrong one.
+        delay = ceiling if refused else self._rng.uniform(0, ceiling)
         if retry_after is not None and retry_after > 0:
             retry_after = min(retry_after, RETRY_AFTER_MAX_S)
             self.limiter.penalize(retry_after)  # everyone sharing the key waits, not just this run

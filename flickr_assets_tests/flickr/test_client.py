@@ -117,16 +117,17 @@ def _closed_port() -> int:
         return closed.getsockname()[1]
 
 
-def test_a_dead_endpoint_fails_at_once_naming_the_url_and_the_setting():
+def test_a_dead_endpoint_fails_within_half_a_minute_naming_the_url_and_the_setting():
     url = f"http://127.0.0.1:{_closed_port()}/services/rest/"
     sleeps = Sleeps()
     client = FlickrClient(DEMO_API_KEY, DEMO_API_SECRET, rest_url=url, sleep=sleeps)
-    with pytest.raises(PermanentFlickrError) as caught:  # not 6 attempts, then the asset's retries: minutes
+    with pytest.raises(PermanentFlickrError) as caught:  # not then the asset's retries too: minutes
         client.search(text="colosseum")
     message = str(caught.value)
     assert message.startswith(f"cannot connect to Flickr at {url} (connection refused) — check FLICKR_API_URL")
     assert "\n" not in message and DEMO_API_KEY not in message
-    assert client.stats.errors["refused"] == 3 and len(sleeps.delays) == 2
+    # Its attempts span ~30 s whatever the jitter: a server restarting meanwhile is still reached.
+    assert client.stats.errors["refused"] == 6 and sleeps.delays == [1, 2, 4, 8, 16]
 
 
 def test_a_server_gone_mid_harvest_is_retried(simulator_cache):
