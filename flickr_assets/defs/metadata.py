@@ -41,6 +41,8 @@ def harvest_metadata(layout: DataLayout, keyword: str, result: HarvestResult) ->
         "dagster/partition_row_count": dg.MetadataValue.int(result.rows),
         "rows": dg.MetadataValue.int(result.rows),
         "new_rows": dg.MetadataValue.int(result.new_rows),
+        "gone_rows": dg.MetadataValue.int(result.dropped_rows),  # missed by two full walks in a row
+        "kept_unseen_rows": dg.MetadataValue.int(result.kept_unseen),  # missed by this full walk only
         "api_calls": dg.MetadataValue.int(result.calls),
         "http_requests": dg.MetadataValue.int(result.http_requests),
         "retries": dg.MetadataValue.int(result.retries),

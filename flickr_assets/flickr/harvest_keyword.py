@@ -64,6 +64,8 @@ class HarvestResult:
     latest_upload: datetime | None = None
     budget_wait: float = 0.0  # seconds spent waiting for the hourly API budget
     backoff: float = 0.0  # seconds spent backing off before retries
+    dropped_rows: int = 0  # photos a full walk (and the one before it) did not find: taken as gone
+    kept_unseen: int = 0  # photos this full walk did not find but the previous one did: kept until missed twice
 
     @property
     def calls_per_1000(self) -> float | None:
@@ -73,8 +75,12 @@ class HarvestResult:
     def __str__(self) -> str:
         mode = "incremental" if self.incremental else "full"
         retries = counted(self.retries, "retry", "retries")
+        gone = f", {self.dropped_rows:,} gone" if self.dropped_rows else ""
+        kept = (
+            f", {self.kept_unseen:,} not found but kept (found by the previous full walk)" if self.kept_unseen else ""
+        )
         return (
-            f"{self.rows:,} rows ({self.new_rows:,} new) from {counted(self.calls, 'call')} ({retries}), "
+            f"{self.rows:,} rows ({self.new_rows:,} new{gone}{kept}) from {counted(self.calls, 'call')} ({retries}), "
             f"{mode} {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M}, {self.elapsed:.1f}s"
         )
 
@@ -134,8 +140,13 @@ def _harvest(
     if damage:
         log.warning("%s: replacing it with this full refresh", damage)
     fingerprint = query_fingerprint(query)
-    state = None if full_refresh else read_state(layout, keyword)
+    previous = read_state(layout, keyword)
+    state = None if full_refresh else previous
     incremental = bool(state and state.get("fingerprint") == fingerprint and layout.records_file(keyword).exists())
+    # A full walk of the same query keeps photos it misses but the previous full walk found: Flickr's search
+    # may leave a photo out of one walk; missed by two walks in a row, it is taken as gone.
+    same_query = bool(previous and previous.get("fingerprint") == fingerprint)
+    last_full = previous.get("full_walk_started") if previous and same_query else None
     start = query.min_upload
     if incremental and state:
         watermark = datetime.fromisoformat(state["harvested_until"])
@@ -154,7 +165,9 @@ def _harvest(
                 write_resume(layout, keyword, {**walk, **_as_json(item), "parts": len(parts)})
             else:
                 writer.add(item)
-        merged = writer.commit(replace=not incremental)
+        merged = writer.commit(
+            replace=not incremental, seen_since=datetime.fromisoformat(last_full) if last_full else None
+        )
     drop_resume(layout, keyword)
     append_coverage(layout, keyword, _coverage_rows(harvest.coverage, now))
     latest = datetime.fromtimestamp(harvest.latest_upload, UTC) if harvest.latest_upload is not None else None
@@ -167,6 +180,7 @@ def _harvest(
             "harvested_until": end.isoformat(),
             "latest_upload": latest.isoformat() if latest else None,
             "harvest_started": now.isoformat(),
+            "full_walk_started": last_full if incremental else now.isoformat(),
             "rows": merged.rows,
         },
     )
@@ -192,6 +206,8 @@ def _harvest(
         latest_upload=latest,
         budget_wait=client.stats.budget_wait_seconds - before.budget_wait_seconds,
         backoff=client.stats.backoff_seconds - before.backoff_seconds,
+        dropped_rows=merged.dropped_rows,
+        kept_unseen=merged.kept_unseen,
     )
 
 

@@ -12,6 +12,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -55,6 +56,7 @@ class MergeResult:
     new_rows: int
     updated_rows: int
     dropped_rows: int
+    kept_unseen: int = 0  # old rows a full refresh did not find but kept (seen since ``seen_since``)
 
 
 class RecordsWriter:
@@ -109,12 +111,13 @@ class RecordsWriter:
             self._write(self._pending[: self.row_group_size])
             del self._pending[: self.row_group_size]
 
-    def commit(self, replace: bool = False) -> MergeResult:
+    def commit(self, replace: bool = False, seen_since: datetime | None = None) -> MergeResult:
         """Merge the harvested rows into ``photos.parquet`` and replace it atomically.
 
-        ``replace=True`` (a full refresh) drops old rows the harvest did not find again; otherwise they stay.
-        A damaged old file (:func:`records_file_damage`) is then replaced as if absent; otherwise it raises
-        :class:`RecordsFileError`.
+        ``replace=True`` (a full refresh) drops old rows the harvest did not find again, but for those last seen
+        at or after ``seen_since`` (found by the previous full walk: one walk's miss is not proof that a photo
+        is gone); otherwise they stay. A damaged old file (:func:`records_file_damage`) is then replaced as if
+        absent; otherwise it raises :class:`RecordsFileError`.
         """
         damage = records_file_damage(self.final)
         if damage and not replace:
@@ -134,15 +137,23 @@ class RecordsWriter:
         found_old = _member(harvested, old_ids)
         updated = int(found_old.sum())
 
-        written = dropped = 0
+        written = dropped = kept = 0
         with atomic_path(self.final) as tmp, pq.ParquetWriter(tmp, RECORDS) as out:
             if old is not None:
                 for batch in pq.ParquetFile(old).iter_batches(READ_BATCH_SIZE, use_threads=False):
                     ids = batch.column("photo_id").to_numpy()
                     stays = ~_member(ids, harvested)
                     if replace:
-                        dropped += int(stays.sum())
-                        continue
+                        unseen = int(stays.sum())
+                        if seen_since is not None and unseen:
+                            last_seen = _conform(batch, old).column("last_seen")
+                            stays &= _seconds(last_seen) >= int(seen_since.timestamp())
+                        else:
+                            stays[:] = False
+                        kept += int(stays.sum())
+                        dropped += unseen - int(stays.sum())
+                        if not stays.any():
+                            continue
                     table = _conform(batch, old).filter(pa.array(stays))
                     if table.num_rows:
                         out.write_table(table, row_group_size=self.row_group_size)
@@ -161,7 +172,13 @@ class RecordsWriter:
         for part in self.parts:  # merged into photos.parquet now
             part.unlink(missing_ok=True)
         self.parts = []
-        return MergeResult(rows=written, new_rows=len(harvested) - updated, updated_rows=updated, dropped_rows=dropped)
+        return MergeResult(
+            rows=written,
+            new_rows=len(harvested) - updated,
+            updated_rows=updated,
+            dropped_rows=dropped,
+            kept_unseen=kept,
+        )
 
     def discard(self) -> None:
         """Forget the harvested rows (remove the scratch file)."""
