@@ -41,7 +41,6 @@ from flickr_assets.storage.layout import DataLayout
 from flickr_assets.storage.locks import keyword_lock
 from flickr_assets.storage.manifest import (
     ManifestJournal,
-    current_manifest,
     journal_file,
     load_rows,
     merge_journal,
@@ -85,16 +84,21 @@ def download_keyword(
         log.info("%s: %d records, %d to handle, %d already done", keyword, plan.records, total, plan.skipped)
         elsewhere = stored_elsewhere(layout, keyword, {i: task.file_name for i, task in plan.tasks.items()})
         run = _Run(layout, keyword, options, total, started, elsewhere, on_progress, should_stop)
-        with ManifestJournal(journal_file(layout, keyword)) as journal:
-            run.execute(iter_tasks(source, plan.tasks), journal)
-        # Only a run that went through its whole plan is merged. A run stopped, interrupted (Ctrl-C) or failed
-        # (disk full) leaves its journal as a killed run does: merged, its photos settled without a file (too
-        # small, unavailable...) would give up the places the plan gave them, and the next run would put the
-        # photos after them in other folders than an uninterrupted run.
-        if run.stopped:
-            table = current_manifest(layout, keyword, plan.record_ids)
-        else:
-            table = merge_journal(layout, keyword, plan.record_ids)
+        # A run that does not finish (stopped, Ctrl-C, a full disk) still merges what it did, so the catalog and
+        # the checks see it at once (only a killed run leaves its journal to the next run). Its photos settled
+        # without a file give up the places its plan gave them: the next run may put later photos in other
+        # folders than an uninterrupted run would, never past a folder's limit once it is merged (a file
+        # stored but not journaled before the interruption is removed then, when its photo is stored anew).
+        try:
+            with ManifestJournal(journal_file(layout, keyword)) as journal:
+                run.execute(iter_tasks(source, plan.tasks), journal)
+        except BaseException:
+            # A full disk may fail the merge too: the journal then stays for the next run, and the error the run
+            # met is the one reported.
+            with contextlib.suppress(OSError):
+                merge_journal(layout, keyword, plan.record_ids)
+            raise
+        table = merge_journal(layout, keyword, plan.record_ids)
         sheet = make_contact_sheet(layout, keyword, table, options.contact_sheet_size)
     counts = Counter(table["status"].to_pylist())
     return DownloadResult(

@@ -138,12 +138,6 @@ def _write_rows_file(path: Path, rows: Iterable[dict]) -> pa.Table:
     return table
 
 
-def current_manifest(layout: DataLayout, keyword: str, record_ids: Collection[int]) -> pa.Table:
-    """What :func:`merge_journal` would write as the manifest now, without writing anything."""
-    rows = load_rows(layout, keyword, merged_rows(layout, keyword))
-    return manifest_table(row for photo_id, row in rows.items() if photo_id in record_ids)
-
-
 def merge_journal(layout: DataLayout, keyword: str, record_ids: Collection[int]) -> pa.Table:
     """Fold the journal into ``manifest.parquet`` (atomically), then delete the journal; return the manifest.
 
