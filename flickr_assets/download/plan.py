@@ -252,7 +252,7 @@ def plan_run(
             row = current.get(photo_id)
             if not needs_work(row, task_path, paths, options, record):
                 assert row is not None
-                digest = metadata_digest(embedded_metadata(record)) if row["status"] == "ok" else None
+                digest = metadata_digest(embedded_metadata(record)) if _may_differ(row, record) else None
                 if digest is None or row.get("metadata_sha256") == digest:
                     skipped += 1
                     continue
@@ -260,6 +260,19 @@ def plan_run(
                 continue
             tasks[photo_id] = Task(photo_id, chosen, shard, name)
     return Plan(records=len(seen), tasks=tasks, skipped=skipped, record_ids=seen)
+
+
+def _may_differ(row: dict, record: dict) -> bool:
+    """Whether the stored file of an ``ok`` row may embed another version of ``record``. A harvest rewrites a
+    record only when it finds the photo again, and then stamps its ``last_seen``: a record last seen before its
+    row was written is the one the file embeds (most of them, but on the nights a keyword is walked in full),
+    and its digest need not be computed. Rows without a digest (older manifests) are checked once."""
+    if row["status"] != "ok":
+        return False
+    if not row.get("metadata_sha256"):
+        return True
+    seen, written = record.get("last_seen"), row.get("updated_at")
+    return seen is None or written is None or seen >= written
 
 
 def iter_tasks(source: pa.Table | pq.ParquetFile, tasks: dict[int, Task]) -> Iterator[Task]:

@@ -205,3 +205,16 @@ def test_a_stored_photo_whose_record_changed_is_planned_for_its_metadata_only(la
     assert plan.skipped == 1 and sorted(plan.tasks) == [2, 3]
     assert plan.tasks[2].restamp == rows[2] and plan.tasks[2].digest == digest_of(2)
     assert plan.tasks[3].restamp == rows[3] and plan.tasks[3].digest == digest_of(3)
+
+
+def test_only_records_found_again_since_their_file_was_written_are_digested(layout):
+    """A harvest rewrites a record only when it finds the photo again, stamping last_seen: a record last seen
+    before its row was written is the one its file embeds, whatever it holds (not digested on every run)."""
+    name = image_file_name(records([2]).to_pylist()[0])
+    stored = layout.image_file("k", 0, name)
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    stored.write_bytes(b"jpeg")
+    rows = {2: row(2, "ok", layout.relative(stored)) | {"sha256": "x", "metadata_sha256": digest_of(2, title="old")}}
+    for seen, planned in ((NOW - dt.timedelta(days=1), False), (NOW + dt.timedelta(days=1), True)):
+        plan = plan_run(layout, "k", records([2], last_seen=seen), rows, rows, OPTIONS)
+        assert (2 in plan.tasks) is planned, seen

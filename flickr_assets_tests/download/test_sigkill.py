@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,6 +55,8 @@ def _retitle(layout: DataLayout, records: pa.Table) -> pa.Table:
     """Every title changed on Flickr, as a full refresh brings it: written as the keyword's records."""
     titles = pa.array([f"{t} (edited)" for t in records["title"].to_pylist()])
     edited = records.set_column(records.schema.get_field_index("title"), "title", titles)
+    seen = pa.array([datetime.now(UTC)] * edited.num_rows, edited.schema.field("last_seen").type)
+    edited = edited.set_column(edited.schema.get_field_index("last_seen"), "last_seen", seen)  # found again now
     layout.records_file(KEYWORD).parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(edited, layout.records_file(KEYWORD))
     return edited
