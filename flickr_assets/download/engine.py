@@ -67,8 +67,7 @@ def download_keyword(
 ) -> DownloadResult:
     """Download the images of ``keyword``'s records into shard folders and record every outcome in the
     keyword's manifest. Safe to kill at any moment and to run again: finished photos are not fetched
-    again, ``failed`` ones are retried. ``should_stop`` ends the run early (cleanly) when it returns True; its
-    journal stays for the next run, as a killed run's does."""
+    again, ``failed`` ones are retried. ``should_stop`` ends the run early (cleanly) when it returns True."""
     options = options or DownloadOptions()
     validate_keyword(keyword)
     source = open_records(records)

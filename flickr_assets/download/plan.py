@@ -12,13 +12,12 @@ from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flickr_assets.download.options import DownloadOptions
-from flickr_assets.imaging.metadata import metadata_digest
+from flickr_assets.imaging.metadata import metadata_digest, without_host
 from flickr_assets.storage.layout import DataLayout, shard_name
 from flickr_assets.storage.schemas import FINAL_STATUSES
 
@@ -174,8 +173,8 @@ def names_other_image(row: dict, record: dict) -> bool:
     """Whether ``record`` now names image URLs, none of them the one ``row``'s outcome was decided on: Flickr
     changed the photo's secret or server, so that URL answers the placeholder while the new ones may not.
     URLs are compared without their host, which Flickr (and a restarted simulator) may change alone."""
-    urls = {urlsplit(url).path for url in (record.get("url_l"), record.get("url_o")) if url}
-    return bool(urls and row.get("url")) and urlsplit(row["url"]).path not in urls
+    urls = {without_host(url) for url in (record.get("url_l"), record.get("url_o")) if url}
+    return bool(urls and row.get("url")) and without_host(row["url"]) not in urls
 
 
 def needs_work(

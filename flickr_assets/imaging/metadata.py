@@ -76,13 +76,10 @@ def _jsonable(value: object) -> object:
 
 def comment_json(metadata: Mapping[str, object]) -> bytes:
     """The record as UTF-8 JSON (sorted keys, non-ASCII kept), as stored in the JPEG comment."""
-    # Plain values inline (most of a record): a call per value cost a stored photo's plan half its time.
-    record = {
-        str(k): v if v is None or type(v) in _JSON_PLAIN else _jsonable(v)
-        for k, v in metadata.items()
-        if str(k).lower() not in _DROPPED_KEYS
-    }
-    return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8")
+    record = {k: v for k, v in metadata.items() if str(k).lower() not in _DROPPED_KEYS}
+    return json.dumps(_jsonable(record), ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str).encode(
+        "utf-8"
+    )
 
 
 def comment_segments(payload: bytes) -> list[bytes]:
@@ -296,11 +293,11 @@ def metadata_digest(metadata: Mapping[str, object]) -> str:
     hosts: equal digests mean the file's Exif, XMP and comment would come out the same but for those."""
     steady = {k: v for k, v in metadata.items() if k not in VOLATILE_KEYS}
     for key in IMAGE_URL_KEYS & steady.keys():
-        steady[key] = _without_host(steady[key])
+        steady[key] = without_host(steady[key])
     return hashlib.sha256(comment_json(steady)).hexdigest()
 
 
-def _without_host(url: object) -> object:
+def without_host(url: object) -> object:
     """An image URL without its scheme and host: a new static host (or a simulator on another port) alone shows
     no other picture, and rewriting every file for it would also unshare those hard-linked between keywords."""
     return urlsplit(url).path if isinstance(url, str) else url

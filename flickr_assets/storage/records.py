@@ -143,18 +143,16 @@ class RecordsWriter:
                 for batch in pq.ParquetFile(old).iter_batches(READ_BATCH_SIZE, use_threads=False):
                     ids = batch.column("photo_id").to_numpy()
                     stays = ~_member(ids, harvested)
+                    unseen = int(stays.sum())
+                    if replace and (seen_since is None or not unseen):
+                        dropped += unseen
+                        continue
+                    table = _conform(batch, old)
                     if replace:
-                        unseen = int(stays.sum())
-                        if seen_since is not None and unseen:
-                            last_seen = _conform(batch, old).column("last_seen")
-                            stays &= _seconds(last_seen) >= int(seen_since.timestamp())
-                        else:
-                            stays[:] = False
+                        stays &= _seconds(table.column("last_seen")) >= int(seen_since.timestamp())
                         kept += int(stays.sum())
                         dropped += unseen - int(stays.sum())
-                        if not stays.any():
-                            continue
-                    table = _conform(batch, old).filter(pa.array(stays))
+                    table = table.filter(pa.array(stays))
                     if table.num_rows:
                         out.write_table(table, row_group_size=self.row_group_size)
                         written += table.num_rows
